@@ -1,0 +1,357 @@
+//! The realtime socket, `GET /ws` (NAKAMA-SPEC §4).
+//!
+//! One task per connection owns both halves of the WebSocket and `select!`s over: frames from
+//! the client, events queued for it by core (bounded; see `core::presence`), the transport ping
+//! timer, the read deadline, and a close request. Envelopes are handled in order, as Nakama's
+//! pipeline does. A close request first flushes what is already queued (so a final
+//! notification such as the single-socket -7 arrives before the close frame).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Map, Value};
+use tokio::time::{sleep_until, timeout, Instant, MissedTickBehavior};
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::ws::{Message, WebSocket, Ws};
+use warp::{Filter, Rejection, Reply};
+
+use super::wire::encode_event;
+use super::{query_get, query_pairs, with_ctx, Ctx};
+use crate::core::notifications::Notification;
+use crate::core::presence::{Event, Outbound, SessionHandle};
+use crate::core::sessions::SessionUser;
+use crate::core::time::now_micros;
+
+/// Realtime message keys Nakama understands but Tidings does not serve yet; they get an error
+/// reply instead of closing the socket as an unknown key does.
+const KNOWN_UNSUPPORTED: &[&str] = &[
+    "channel",
+    "channel_join",
+    "channel_leave",
+    "channel_message_send",
+    "channel_message_update",
+    "channel_message_remove",
+    "match_create",
+    "match_data_send",
+    "match_join",
+    "match_leave",
+    "matchmaker_add",
+    "matchmaker_remove",
+    "party_create",
+    "party_join",
+    "party_leave",
+    "party_promote",
+    "party_accept",
+    "party_remove",
+    "party_close",
+    "party_join_request_list",
+    "party_matchmaker_add",
+    "party_matchmaker_remove",
+    "party_data_send",
+    "status_follow",
+    "status_unfollow",
+    "status_update",
+];
+
+/// How long to wait for the client's close acknowledgement.
+const CLOSE_ACK_WAIT: Duration = Duration::from_secs(2);
+
+/// GET /ws?token=&format=&status=&lang=
+pub fn route(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path("ws")
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(query_pairs())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::ws())
+        .and(with_ctx(ctx))
+        .map(handshake)
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response {
+    warp::reply::with_status(text, status).into_response()
+}
+
+fn handshake(
+    query: Vec<(String, String)>,
+    authorization: Option<String>,
+    ws: Ws,
+    ctx: Arc<Ctx>,
+) -> Response {
+    match query_get(&query, "format").unwrap_or("") {
+        "" | "json" => {}
+        "protobuf" => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "Protobuf format is not supported yet; use format=json",
+            )
+        }
+        _ => return plain(StatusCode::BAD_REQUEST, "Invalid format parameter"),
+    }
+    let token = authorization
+        .as_deref()
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .or_else(|| query_get(&query, "token"))
+        .unwrap_or("");
+    let Ok(user) = ctx.core.sessions.verify(token) else {
+        return plain(StatusCode::UNAUTHORIZED, "Missing or invalid token");
+    };
+    let status = matches!(
+        query_get(&query, "status").unwrap_or(""),
+        "1" | "t" | "T" | "TRUE" | "true" | "True"
+    );
+    let cfg = &ctx.config.socket;
+    ws.max_message_size(cfg.max_message_size_bytes)
+        .max_frame_size(cfg.max_message_size_bytes)
+        .on_upgrade(move |socket| run_session(socket, user, status, ctx))
+        .into_response()
+}
+
+/// What to do after handling one client frame.
+enum Step {
+    Continue,
+    Reply(String),
+    /// Send the frame (if any), then close with the reason.
+    Close(Option<String>, &'static str),
+}
+
+fn envelope(cid: Option<&str>, key: &str, body: Value) -> String {
+    let mut map = Map::new();
+    if let Some(cid) = cid {
+        map.insert("cid".into(), cid.into());
+    }
+    map.insert(key.into(), body);
+    Value::Object(map).to_string()
+}
+
+fn error_envelope(cid: Option<&str>, code: i32, message: &str) -> String {
+    envelope(cid, "error", json!({ "code": code, "message": message }))
+}
+
+/// Handles one JSON envelope (NAKAMA-SPEC §4.2, §4.6).
+fn handle_text(text: &str) -> Step {
+    const MALFORMED: Step = Step::Close(None, "received malformed payload");
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text) else {
+        return MALFORMED;
+    };
+    let cid = match map.get("cid") {
+        None => None,
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(_) => return MALFORMED,
+    };
+    let mut messages = map.iter().filter(|(k, _)| *k != "cid");
+    let Some((key, body)) = messages.next() else {
+        return Step::Close(
+            Some(error_envelope(cid, 2, "Missing message.")),
+            "error processing message",
+        );
+    };
+    if messages.next().is_some() || !body.is_object() {
+        return MALFORMED;
+    }
+    match key.as_str() {
+        "ping" => Step::Reply(envelope(cid, "pong", json!({}))),
+        "pong" => Step::Continue,
+        "rpc" => {
+            let id = body.get("id").and_then(Value::as_str).unwrap_or("");
+            if id.is_empty() {
+                Step::Reply(error_envelope(cid, 3, "RPC ID must be set"))
+            } else {
+                Step::Reply(error_envelope(cid, 6, "RPC function not found"))
+            }
+        }
+        k if KNOWN_UNSUPPORTED.contains(&k) => Step::Reply(error_envelope(
+            cid,
+            3,
+            &format!("{k} is not supported by this server"),
+        )),
+        _ => MALFORMED,
+    }
+}
+
+/// The single-socket kick notification (-7), sent to a user's older sockets.
+fn single_socket_notice(user_id: uuid::Uuid) -> Arc<Outbound> {
+    Outbound::new(Event::Notifications(vec![Notification {
+        id: uuid::Uuid::new_v4(),
+        user_id,
+        subject: "single_socket".into(),
+        content: "{}".into(),
+        code: -7,
+        sender_id: None,
+        create_time: now_micros(),
+        persistent: false,
+    }]))
+}
+
+async fn run_session(socket: WebSocket, user: SessionUser, status: bool, ctx: Arc<Ctx>) {
+    let cfg = ctx.config.socket.clone();
+    let presence = ctx.core.presence.clone();
+    if ctx.config.session.single_socket {
+        for old in presence.sessions_of(user.user_id) {
+            old.offer(&single_socket_notice(user.user_id));
+            old.close.close("server-side session disconnect");
+        }
+    }
+    let (handle, mut queue) =
+        presence.register(user.user_id, &user.username, cfg.outgoing_queue_size);
+    tracing::debug!(session = %handle.session_id, user = %user.user_id, "socket opened");
+    let (mut tx, mut rx) = socket.split();
+    let write_wait = Duration::from_millis(cfg.write_wait_ms);
+    let pong_wait = Duration::from_millis(cfg.pong_wait_ms);
+
+    let mut send_ok = true;
+    if status {
+        let event = json!({"status_presence_event": {"joins": [{
+            "user_id": user.user_id.to_string(),
+            "session_id": handle.session_id.to_string(),
+            "username": user.username,
+            "status": "",
+        }]}});
+        send_ok = send(&mut tx, Message::text(event.to_string()), write_wait).await;
+    }
+
+    let mut ping = tokio::time::interval(Duration::from_millis(cfg.ping_period_ms));
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ping.tick().await;
+    let mut deadline = Instant::now() + pong_wait;
+
+    let close_reason: Option<String> = loop {
+        if !send_ok {
+            break None;
+        }
+        tokio::select! {
+            reason = handle.close.closed() => {
+                // Flush what was queued before the close request, then close.
+                while let Ok(msg) = queue.try_recv() {
+                    if !send(&mut tx, Message::text(&*msg.encoded(encode_event)), write_wait).await {
+                        break;
+                    }
+                }
+                break Some(reason);
+            }
+            msg = queue.recv() => {
+                let Some(msg) = msg else { break None };
+                send_ok = send(&mut tx, Message::text(&*msg.encoded(encode_event)), write_wait).await;
+            }
+            _ = ping.tick() => {
+                send_ok = send(&mut tx, Message::ping(Vec::new()), write_wait).await;
+            }
+            _ = sleep_until(deadline) => {
+                tracing::debug!(session = %handle.session_id, "no activity within pong wait");
+                break None;
+            }
+            incoming = rx.next() => {
+                let msg = match incoming {
+                    None => break None,
+                    Some(Err(e)) => {
+                        tracing::debug!(session = %handle.session_id, error = %e, "socket read error");
+                        break Some("received malformed payload".into());
+                    }
+                    Some(Ok(m)) => m,
+                };
+                deadline = Instant::now() + pong_wait;
+                if msg.is_close() {
+                    break None;
+                }
+                if msg.is_binary() {
+                    break Some("received unexpected WebSocket message type".into());
+                }
+                if !msg.is_text() {
+                    continue; // ping/pong frames: tungstenite answers pings itself
+                }
+                match handle_text(msg.to_str().unwrap_or("")) {
+                    Step::Continue => {}
+                    Step::Reply(frame) => {
+                        send_ok = send(&mut tx, Message::text(frame), write_wait).await;
+                    }
+                    Step::Close(frame, reason) => {
+                        if let Some(frame) = frame {
+                            send(&mut tx, Message::text(frame), write_wait).await;
+                        }
+                        break Some(reason.into());
+                    }
+                }
+            }
+        }
+    };
+    presence.unregister(&handle);
+    finish(&handle, tx, rx, close_reason).await;
+}
+
+/// Sends the close frame (code 1000 with the reason) and waits briefly for the client's
+/// acknowledgement.
+async fn finish(
+    handle: &SessionHandle,
+    mut tx: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut rx: futures_util::stream::SplitStream<WebSocket>,
+    reason: Option<String>,
+) {
+    if let Some(reason) = reason {
+        if tx.send(Message::close_with(1000u16, reason)).await.is_ok() {
+            let _ = timeout(CLOSE_ACK_WAIT, async {
+                while let Some(Ok(m)) = rx.next().await {
+                    if m.is_close() {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+    }
+    let _ = tx.close().await;
+    tracing::debug!(session = %handle.session_id, "socket closed");
+}
+
+async fn send(
+    tx: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    msg: Message,
+    write_wait: Duration,
+) -> bool {
+    matches!(timeout(write_wait, tx.send(msg)).await, Ok(Ok(())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(text: &str) -> String {
+        match handle_text(text) {
+            Step::Reply(s) => s,
+            Step::Continue => "continue".into(),
+            Step::Close(f, r) => format!("close {r} {f:?}"),
+        }
+    }
+
+    #[test]
+    fn envelopes() {
+        assert_eq!(
+            reply(r#"{"cid":"7","ping":{}}"#),
+            r#"{"cid":"7","pong":{}}"#
+        );
+        assert_eq!(reply(r#"{"ping":{}}"#), r#"{"pong":{}}"#);
+        assert_eq!(reply(r#"{"pong":{}}"#), "continue");
+        assert_eq!(
+            reply(r#"{"cid":"15","bogus":{}}"#),
+            "close received malformed payload None"
+        );
+        assert_eq!(reply("not json"), "close received malformed payload None");
+        assert_eq!(
+            reply(r#"{"cid":5,"ping":{}}"#),
+            "close received malformed payload None"
+        );
+        assert_eq!(
+            reply(r#"{"ping":{},"pong":{}}"#),
+            "close received malformed payload None"
+        );
+        assert_eq!(
+            reply(r#"{"cid":"1"}"#),
+            r#"close error processing message Some("{\"cid\":\"1\",\"error\":{\"code\":2,\"message\":\"Missing message.\"}}")"#
+        );
+        assert_eq!(
+            reply(r#"{"cid":"8","rpc":{"id":""}}"#),
+            r#"{"cid":"8","error":{"code":3,"message":"RPC ID must be set"}}"#
+        );
+    }
+}

@@ -1,0 +1,86 @@
+//! JSON wire forms shared by REST and the socket, written as protojson writes them:
+//! proto field names, zero values omitted, `content` as a JSON string, `create_time` as RFC3339
+//! seconds (NAKAMA-SPEC §1.1, §2.1, §4.2).
+
+use serde::Serialize;
+
+use crate::core::notifications::Notification;
+use crate::core::presence::Event;
+use crate::core::time::rfc3339_secs;
+
+/// Where a notification is shown: the two differ only in how a system sender is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// Pushed on the socket: a system sender is the nil UUID.
+    Push,
+    /// Listed over REST: a system sender is omitted.
+    List,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+#[derive(Serialize)]
+pub struct WireNotification<'a> {
+    id: String,
+    subject: &'a str,
+    content: &'a str,
+    #[serde(skip_serializing_if = "is_zero")]
+    code: i32,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    sender_id: String,
+    create_time: String,
+    #[serde(skip_serializing_if = "is_false")]
+    persistent: bool,
+}
+
+impl<'a> WireNotification<'a> {
+    pub fn new(n: &'a Notification, view: View) -> Self {
+        let sender_id = match (n.sender_id, view) {
+            (None, _) => String::new(),
+            (Some(s), View::List) if s.is_nil() => String::new(),
+            (Some(s), _) => s.to_string(),
+        };
+        WireNotification {
+            id: n.id.to_string(),
+            subject: &n.subject,
+            content: &n.content,
+            code: n.code,
+            sender_id,
+            create_time: rfc3339_secs(n.create_time.div_euclid(1_000_000)),
+            persistent: n.persistent,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct NotificationList<'a> {
+    notifications: Vec<WireNotification<'a>>,
+}
+
+#[derive(Serialize)]
+struct PushEnvelope<'a> {
+    notifications: NotificationList<'a>,
+}
+
+/// The socket frame for a server-initiated event (no `cid`).
+pub fn encode_event(event: &Event) -> String {
+    match event {
+        Event::Notifications(list) => {
+            let frame = PushEnvelope {
+                notifications: NotificationList {
+                    notifications: list
+                        .iter()
+                        .map(|n| WireNotification::new(n, View::Push))
+                        .collect(),
+                },
+            };
+            serde_json::to_string(&frame).unwrap_or_else(|_| "{}".into())
+        }
+    }
+}

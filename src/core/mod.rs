@@ -1,0 +1,48 @@
+//! The business rules of Tidings: accounts, sessions, notifications and who is online.
+//!
+//! Every door (REST, the WebSocket, the Lua runtime) calls these functions; none of them
+//! re-implements a rule. This module must not import warp, mlua, rusqlite or any of `api`,
+//! `runtime` or `store`: storage is reached through the [`store::Store`] trait that core owns,
+//! and wire formats are converted at the edges.
+
+pub mod accounts;
+pub mod cursor;
+pub mod error;
+pub mod notifications;
+pub mod presence;
+pub mod sessions;
+pub mod store;
+pub mod time;
+
+use std::sync::Arc;
+
+pub use error::{Code, CoreError, CoreResult};
+
+/// The whole core, shared by every door.
+pub struct Core {
+    pub accounts: accounts::Accounts,
+    pub sessions: Arc<sessions::Sessions>,
+    pub notifications: notifications::Notifications,
+    pub presence: Arc<presence::Presence>,
+    /// Node name, as `ctx.node` and in logs.
+    pub node: String,
+}
+
+impl Core {
+    /// Wires the core onto a store. Loads the revocation list so logouts survive restarts.
+    pub async fn new(
+        store: Arc<dyn store::Store>,
+        session_config: sessions::SessionSettings,
+        node: String,
+    ) -> CoreResult<Core> {
+        let sessions = Arc::new(sessions::Sessions::load(store.clone(), session_config).await?);
+        let presence = Arc::new(presence::Presence::default());
+        Ok(Core {
+            accounts: accounts::Accounts::new(store.clone(), sessions.clone()),
+            notifications: notifications::Notifications::new(store, presence.clone()),
+            sessions,
+            presence,
+            node,
+        })
+    }
+}

@@ -1,0 +1,357 @@
+//! In-app notifications: send, send to all, list, get, update, delete.
+//!
+//! Persistent notifications are committed first and pushed after; if the commit fails nothing
+//! is pushed, not even the call's non-persistent items (NAKAMA-SPEC §4.5). Non-persistent ones
+//! are pushed only and dropped for offline users. Each recipient gets one frame per send call
+//! with all of that call's notifications for them, in send order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::cursor::{self, Position};
+use super::error::{CoreError, CoreResult};
+use super::presence::{Event, Outbound, Presence};
+use super::store::{Store, StoreError};
+use super::time::now_micros;
+
+/// Longest subject a stored notification may have (Nakama's VARCHAR(255)).
+pub const MAX_SUBJECT_CHARS: usize = 255;
+/// Largest page any door may ask for.
+pub const MAX_LIST_LIMIT: usize = 1000;
+/// Users per page when a persistent `send_all` walks the user table.
+pub const SEND_ALL_PAGE: usize = 10_000;
+/// Most notifications one send call may carry; bounds the work a script can ask for at once.
+pub const MAX_BATCH: usize = 100_000;
+
+/// A notification as stored and delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub subject: String,
+    /// A JSON document as text; always valid JSON.
+    pub content: String,
+    pub code: i32,
+    /// `Some(nil)` is "from the system" (pushed as the nil UUID, omitted in lists); `None` is
+    /// "no sender at all", as for the server's own -7 and -8 notifications.
+    pub sender_id: Option<Uuid>,
+    /// Unix microseconds; for stored rows, the position in the user's inbox.
+    pub create_time: i64,
+    pub persistent: bool,
+}
+
+/// What a caller asks to send.
+#[derive(Debug, Clone)]
+pub struct NewNotification {
+    pub user_id: Uuid,
+    pub subject: String,
+    pub content: String,
+    pub code: i32,
+    pub sender_id: Option<Uuid>,
+    pub persistent: bool,
+}
+
+/// A change to a stored notification; `None` fields stay as they are.
+#[derive(Debug, Clone)]
+pub struct NotificationUpdate {
+    pub id: Uuid,
+    pub subject: Option<String>,
+    pub content: Option<String>,
+    pub sender_id: Option<Uuid>,
+}
+
+/// Which cursor a list returns (NAKAMA-SPEC §3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CursorMode {
+    /// REST: always a cursor; an empty page echoes the given one (or the "empty" cursor).
+    Cacheable,
+    /// Runtime: a cursor only when another page exists.
+    NextPageOnly,
+}
+
+/// One page of a user's inbox.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub notifications: Vec<Notification>,
+    pub cursor: Option<String>,
+}
+
+pub struct Notifications {
+    store: Arc<dyn Store>,
+    presence: Arc<Presence>,
+}
+
+fn check_content(content: &str) -> CoreResult<()> {
+    serde_json::from_str::<serde::de::IgnoredAny>(content)
+        .map(|_| ())
+        .map_err(|e| CoreError::invalid(format!("content is not valid JSON: {e}")))
+}
+
+fn check_new(n: &NewNotification) -> CoreResult<()> {
+    if n.subject.is_empty() {
+        return Err(CoreError::invalid("subject must not be empty"));
+    }
+    check_content(&n.content)?;
+    if n.persistent {
+        if n.subject.chars().count() > MAX_SUBJECT_CHARS {
+            return Err(CoreError::invalid(
+                "value too long for type character varying(255)",
+            ));
+        }
+        if i16::try_from(n.code).is_err() {
+            return Err(CoreError::invalid(format!(
+                "code {} is out of range for a stored notification (-32768..32767)",
+                n.code
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn store_error(public: &str, err: StoreError) -> CoreError {
+    match err {
+        StoreError::MissingReference(_) => CoreError::invalid(
+            "insert or update on table \"notification\" violates foreign key constraint \"notification_user_id_fkey\"",
+        ),
+        StoreError::Constraint(msg) => CoreError::invalid(msg),
+        other => CoreError::internal(public, other),
+    }
+}
+
+impl Notifications {
+    pub fn new(store: Arc<dyn Store>, presence: Arc<Presence>) -> Self {
+        Notifications { store, presence }
+    }
+
+    /// Sends a batch: stores the persistent ones in one transaction, then pushes one frame per
+    /// online recipient. Returns the notifications as delivered (stored ones with their
+    /// stored `create_time`).
+    pub async fn send(&self, batch: Vec<NewNotification>) -> CoreResult<Vec<Notification>> {
+        if batch.len() > MAX_BATCH {
+            return Err(CoreError::invalid(format!(
+                "at most {MAX_BATCH} notifications per send"
+            )));
+        }
+        for n in &batch {
+            check_new(n)?;
+        }
+        let now = now_micros();
+        let mut all: Vec<Notification> = batch
+            .into_iter()
+            .map(|n| Notification {
+                id: Uuid::now_v7(),
+                user_id: n.user_id,
+                subject: n.subject,
+                content: n.content,
+                code: n.code,
+                sender_id: n.sender_id,
+                create_time: now,
+                persistent: n.persistent,
+            })
+            .collect();
+
+        let stored_idx: Vec<usize> = (0..all.len()).filter(|i| all[*i].persistent).collect();
+        if !stored_idx.is_empty() {
+            let rows = stored_idx.iter().map(|i| all[*i].clone()).collect();
+            let stored = self
+                .store
+                .insert_notifications(rows)
+                .await
+                .map_err(|e| store_error("Error sending notifications.", e))?;
+            for (i, row) in stored_idx.into_iter().zip(stored) {
+                all[i] = row;
+            }
+        }
+        self.push_grouped(&all);
+        Ok(all)
+    }
+
+    /// One frame per recipient with all of their notifications from this call, in order.
+    fn push_grouped(&self, all: &[Notification]) {
+        let mut order: Vec<Uuid> = Vec::new();
+        let mut per_user: HashMap<Uuid, Vec<Notification>> = HashMap::new();
+        for n in all {
+            if !self.presence.is_online(n.user_id) {
+                continue;
+            }
+            per_user
+                .entry(n.user_id)
+                .or_insert_with(|| {
+                    order.push(n.user_id);
+                    Vec::new()
+                })
+                .push(n.clone());
+        }
+        for user in order {
+            if let Some(list) = per_user.remove(&user) {
+                let msg = Outbound::new(Event::Notifications(list));
+                self.presence.deliver(user, &msg);
+            }
+        }
+    }
+
+    /// Sends one notification to every user. Non-persistent: one shared frame to every online
+    /// session of this node. Persistent: a row per user, stored page by page, each page pushed
+    /// after it commits; returns when every row is durable. Returns the number of rows stored.
+    pub async fn send_all(
+        &self,
+        subject: String,
+        content: String,
+        code: i32,
+        persistent: bool,
+    ) -> CoreResult<u64> {
+        let template = NewNotification {
+            user_id: Uuid::nil(),
+            subject,
+            content,
+            code,
+            sender_id: Some(Uuid::nil()),
+            persistent,
+        };
+        check_new(&template)?;
+        if !persistent {
+            let n = Notification {
+                id: Uuid::now_v7(),
+                user_id: Uuid::nil(),
+                subject: template.subject,
+                content: template.content,
+                code,
+                sender_id: Some(Uuid::nil()),
+                create_time: now_micros(),
+                persistent: false,
+            };
+            self.presence
+                .deliver_all(&Outbound::new(Event::Notifications(vec![n])));
+            return Ok(0);
+        }
+        let mut after = None;
+        let mut stored = 0u64;
+        loop {
+            let users = self
+                .store
+                .user_ids_page(after, SEND_ALL_PAGE)
+                .await
+                .map_err(|e| store_error("Error sending notifications.", e))?;
+            let Some(last) = users.last().copied() else {
+                break;
+            };
+            let full_page = users.len() == SEND_ALL_PAGE;
+            let batch: Vec<NewNotification> = users
+                .into_iter()
+                .map(|user_id| NewNotification {
+                    user_id,
+                    ..template.clone()
+                })
+                .collect();
+            stored += batch.len() as u64;
+            self.send(batch).await?;
+            if !full_page {
+                break;
+            }
+            after = Some(last);
+        }
+        Ok(stored)
+    }
+
+    /// A page of the user's inbox after `cursor` (empty text: from the start).
+    pub async fn list(
+        &self,
+        user_id: Uuid,
+        limit: usize,
+        cursor_text: &str,
+        mode: CursorMode,
+    ) -> CoreResult<Page> {
+        if !(1..=MAX_LIST_LIMIT).contains(&limit) {
+            return Err(CoreError::invalid(format!(
+                "limit must be between 1 and {MAX_LIST_LIMIT}"
+            )));
+        }
+        let position = if cursor_text.is_empty() {
+            None
+        } else {
+            cursor::decode(cursor_text)
+                .map_err(|_| CoreError::invalid("Malformed cursor was used."))?
+        };
+        let after = position.map(|p| (p.create_time, p.id));
+        let mut rows = self
+            .store
+            .list_notifications(user_id, after, limit + 1)
+            .await
+            .map_err(|e| store_error("Error retrieving notifications.", e))?;
+        let has_more = rows.len() > limit;
+        rows.truncate(limit);
+        let last = rows.last().map(|n| Position {
+            create_time: n.create_time,
+            id: n.id,
+        });
+        let cursor = match (mode, last) {
+            (CursorMode::Cacheable, Some(pos)) => Some(cursor::encode(Some(pos))),
+            (CursorMode::Cacheable, None) if cursor_text.is_empty() => Some(cursor::encode(None)),
+            (CursorMode::Cacheable, None) => Some(cursor_text.to_string()),
+            (CursorMode::NextPageOnly, Some(pos)) if has_more => Some(cursor::encode(Some(pos))),
+            (CursorMode::NextPageOnly, _) => None,
+        };
+        Ok(Page {
+            notifications: rows,
+            cursor,
+        })
+    }
+
+    /// Stored notifications by id; with `user_id`, only that user's.
+    pub async fn get(
+        &self,
+        ids: Vec<Uuid>,
+        user_id: Option<Uuid>,
+    ) -> CoreResult<Vec<Notification>> {
+        if ids.len() > MAX_BATCH {
+            return Err(CoreError::invalid(format!("at most {MAX_BATCH} ids")));
+        }
+        self.store
+            .get_notifications(ids, user_id)
+            .await
+            .map_err(|e| store_error("Error retrieving notifications.", e))
+    }
+
+    /// Deletes stored notifications by id; with `user_id`, only that user's (others' ids are
+    /// ignored). Returns how many rows went.
+    pub async fn delete(&self, ids: Vec<Uuid>, user_id: Option<Uuid>) -> CoreResult<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        if ids.len() > MAX_BATCH {
+            return Err(CoreError::invalid(format!("at most {MAX_BATCH} ids")));
+        }
+        self.store
+            .delete_notifications(ids, user_id)
+            .await
+            .map_err(|e| store_error("Error while deleting notifications.", e))
+    }
+
+    /// Applies every update in one transaction. Nothing is pushed; positions do not change.
+    pub async fn update(&self, updates: Vec<NotificationUpdate>) -> CoreResult<u64> {
+        if updates.len() > MAX_BATCH {
+            return Err(CoreError::invalid(format!("at most {MAX_BATCH} updates")));
+        }
+        for u in &updates {
+            if let Some(content) = &u.content {
+                check_content(content)?;
+            }
+            if let Some(subject) = &u.subject {
+                if subject.is_empty() {
+                    return Err(CoreError::invalid("subject must not be empty"));
+                }
+                if subject.chars().count() > MAX_SUBJECT_CHARS {
+                    return Err(CoreError::invalid(
+                        "value too long for type character varying(255)",
+                    ));
+                }
+            }
+        }
+        self.store
+            .update_notifications(updates)
+            .await
+            .map_err(|e| store_error("Error updating notifications.", e))
+    }
+}

@@ -1,0 +1,175 @@
+//! Who is online: user -> open sessions -> each session's bounded outbound queue.
+//!
+//! Delivery never waits on a socket. Each session has a bounded queue; when it is full the
+//! session is closed with "session outgoing queue full" (Nakama does the same), so one slow
+//! client cannot grow memory without limit or slow anyone else down.
+//!
+//! An [`Outbound`] is shared by every recipient session and caches its encoded frame, so a
+//! broadcast is serialised once however many sockets it reaches. Encoding itself belongs to the
+//! door that owns the wire format; core only stores the result.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio::sync::{mpsc, Notify};
+use uuid::Uuid;
+
+use super::notifications::Notification;
+
+/// Something the server sends to a session on its own initiative.
+#[derive(Debug)]
+pub enum Event {
+    /// One send call's notifications for this recipient, in send order.
+    Notifications(Vec<Notification>),
+}
+
+/// An event plus its encoded frame, computed at most once.
+#[derive(Debug)]
+pub struct Outbound {
+    pub event: Event,
+    encoded: OnceLock<Arc<str>>,
+}
+
+impl Outbound {
+    pub fn new(event: Event) -> Arc<Outbound> {
+        Arc::new(Outbound {
+            event,
+            encoded: OnceLock::new(),
+        })
+    }
+
+    /// The encoded frame, produced by `encode` the first time any session asks.
+    pub fn encoded(&self, encode: impl FnOnce(&Event) -> String) -> Arc<str> {
+        self.encoded
+            .get_or_init(|| Arc::from(encode(&self.event)))
+            .clone()
+    }
+}
+
+/// A request to close a session, with the reason sent in the close frame.
+#[derive(Debug, Default)]
+pub struct CloseSignal {
+    reason: Mutex<Option<String>>,
+    notify: Notify,
+}
+
+impl CloseSignal {
+    pub fn close(&self, reason: &str) {
+        // Short critical section, never held across an await.
+        let mut slot = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(reason.to_string());
+        }
+        drop(slot);
+        self.notify.notify_one();
+    }
+
+    /// Resolves with the reason once [`CloseSignal::close`] was called.
+    pub async fn closed(&self) -> String {
+        loop {
+            if let Some(reason) = self
+                .reason
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+            {
+                return reason;
+            }
+            self.notify.notified().await;
+        }
+    }
+}
+
+/// One open socket.
+#[derive(Debug)]
+pub struct SessionHandle {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub username: String,
+    tx: mpsc::Sender<Arc<Outbound>>,
+    pub close: CloseSignal,
+}
+
+impl SessionHandle {
+    /// Queues `msg` on this session; closes the session if its queue is full.
+    pub fn offer(&self, msg: &Arc<Outbound>) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(msg.clone()) {
+            tracing::warn!(session = %self.session_id, "session outgoing queue full, closing");
+            self.close.close("session outgoing queue full");
+        }
+    }
+}
+
+/// The registry of online sessions.
+#[derive(Debug, Default)]
+pub struct Presence {
+    /// std Mutex: every critical section is a map lookup or a non-blocking send.
+    users: Mutex<HashMap<Uuid, Vec<Arc<SessionHandle>>>>,
+}
+
+impl Presence {
+    /// Registers a new session and returns it with the receiving end of its queue.
+    pub fn register(
+        &self,
+        user_id: Uuid,
+        username: &str,
+        queue_size: usize,
+    ) -> (Arc<SessionHandle>, mpsc::Receiver<Arc<Outbound>>) {
+        let (tx, rx) = mpsc::channel(queue_size.max(1));
+        let handle = Arc::new(SessionHandle {
+            session_id: Uuid::new_v4(),
+            user_id,
+            username: username.to_string(),
+            tx,
+            close: CloseSignal::default(),
+        });
+        self.lock().entry(user_id).or_default().push(handle.clone());
+        (handle, rx)
+    }
+
+    pub fn unregister(&self, handle: &SessionHandle) {
+        let mut users = self.lock();
+        if let Some(list) = users.get_mut(&handle.user_id) {
+            list.retain(|h| h.session_id != handle.session_id);
+            if list.is_empty() {
+                users.remove(&handle.user_id);
+            }
+        }
+    }
+
+    /// The user's open sessions, oldest first.
+    pub fn sessions_of(&self, user_id: Uuid) -> Vec<Arc<SessionHandle>> {
+        self.lock().get(&user_id).cloned().unwrap_or_default()
+    }
+
+    pub fn is_online(&self, user_id: Uuid) -> bool {
+        self.lock().contains_key(&user_id)
+    }
+
+    /// Number of open sessions on this node.
+    pub fn session_count(&self) -> usize {
+        self.lock().values().map(Vec::len).sum()
+    }
+
+    /// Queues `msg` on every session of `user_id`. Offline users are skipped silently.
+    pub fn deliver(&self, user_id: Uuid, msg: &Arc<Outbound>) {
+        if let Some(list) = self.lock().get(&user_id) {
+            for session in list {
+                session.offer(msg);
+            }
+        }
+    }
+
+    /// Queues `msg` on every session of this node.
+    pub fn deliver_all(&self, msg: &Arc<Outbound>) {
+        for list in self.lock().values() {
+            for session in list {
+                session.offer(msg);
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Vec<Arc<SessionHandle>>>> {
+        self.users.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

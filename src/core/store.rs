@@ -1,0 +1,124 @@
+//! The storage core needs, as a trait core owns and backends implement (`crate::store`).
+//!
+//! Methods speak core's own records. A backend must make each method atomic: it either applies
+//! whole or not at all. `insert_notifications` returns only after the rows are durable.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::notifications::{Notification, NotificationUpdate};
+
+/// A storage failure. `Conflict` names the unique key that clashed; everything else is
+/// internal and its text is for the log only.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("unique constraint on {0}")]
+    Conflict(&'static str),
+    #[error("referenced row does not exist: {0}")]
+    MissingReference(&'static str),
+    #[error("constraint failed: {0}")]
+    Constraint(String),
+    #[error("storage error: {0}")]
+    Internal(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A user account as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: Uuid,
+    pub username: String,
+    pub display_name: String,
+    pub avatar_url: String,
+    pub lang_tag: String,
+    pub location: String,
+    pub timezone: String,
+    /// JSON object text.
+    pub metadata: String,
+    pub email: Option<String>,
+    /// bcrypt hash; only accounts with an email have one.
+    pub password_hash: Option<String>,
+    pub custom_id: Option<String>,
+    pub create_time: i64,
+    pub update_time: i64,
+    /// Unix seconds the account was banned at; 0 when it is not.
+    pub disable_time: i64,
+}
+
+/// How a new account is identified at creation.
+#[derive(Debug, Clone)]
+pub enum NewIdentity {
+    Device(String),
+    Custom(String),
+    Email {
+        email: String,
+        password_hash: String,
+    },
+}
+
+/// A revoked token id: `refresh` says which kind of token it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RevokedToken {
+    pub token_id: Uuid,
+    pub refresh: bool,
+    /// Unix seconds after which the token is dead anyway and the entry can go.
+    pub expires_at: i64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // Accounts.
+    async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<UserRecord>>;
+    async fn user_by_device(&self, device_id: &str) -> StoreResult<Option<UserRecord>>;
+    async fn user_by_custom_id(&self, custom_id: &str) -> StoreResult<Option<UserRecord>>;
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>>;
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>>;
+    /// Creates the user and links the identity in one transaction. A clash on the username
+    /// is `Conflict("username")`; on the identity, `Conflict("device" | "custom_id" | "email")`.
+    async fn create_user(
+        &self,
+        id: Uuid,
+        username: &str,
+        identity: NewIdentity,
+        now: i64,
+    ) -> StoreResult<UserRecord>;
+    async fn devices_of(&self, user_id: Uuid) -> StoreResult<Vec<String>>;
+    /// Up to `limit` user ids after `after`, ascending: the pages `send_all` walks.
+    async fn user_ids_page(&self, after: Option<Uuid>, limit: usize) -> StoreResult<Vec<Uuid>>;
+
+    // Session revocation.
+    async fn revoke_tokens(&self, tokens: Vec<RevokedToken>) -> StoreResult<()>;
+    /// Every token of `user_id` issued before `at` (unix seconds) is invalid.
+    async fn invalidate_user_sessions(&self, user_id: Uuid, at: i64) -> StoreResult<()>;
+    /// The still-relevant revocations, to warm the in-memory cache at start.
+    async fn load_revocations(
+        &self,
+        now: i64,
+    ) -> StoreResult<(Vec<RevokedToken>, Vec<(Uuid, i64)>)>;
+
+    // Notifications.
+    /// Stores the rows in one transaction and returns them with the `create_time` the store
+    /// assigned: strictly increasing in the given order and after every earlier row, so a
+    /// cursor handed out before never skips them.
+    async fn insert_notifications(&self, rows: Vec<Notification>)
+        -> StoreResult<Vec<Notification>>;
+    /// A user's rows strictly after `after`, oldest first, at most `limit`.
+    async fn list_notifications(
+        &self,
+        user_id: Uuid,
+        after: Option<(i64, Uuid)>,
+        limit: usize,
+    ) -> StoreResult<Vec<Notification>>;
+    /// Rows by id, optionally only the given user's.
+    async fn get_notifications(
+        &self,
+        ids: Vec<Uuid>,
+        user_id: Option<Uuid>,
+    ) -> StoreResult<Vec<Notification>>;
+    /// Deletes rows by id, optionally only the given user's; returns how many went.
+    async fn delete_notifications(&self, ids: Vec<Uuid>, user_id: Option<Uuid>)
+        -> StoreResult<u64>;
+    /// Applies every update in one transaction; returns how many rows changed.
+    async fn update_notifications(&self, updates: Vec<NotificationUpdate>) -> StoreResult<u64>;
+}

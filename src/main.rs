@@ -1,0 +1,74 @@
+//! The `tidings` binary: parse config, start logging, bind, run. Exit codes are decided here
+//! and only here: 0 after a clean shutdown, 2 for bad config, 1 for anything else.
+
+use std::process::ExitCode;
+
+use tidings::config::Config;
+
+const USAGE: &str = "usage: tidings [--config FILE] [--dotted.key VALUE ...]
+
+Runs the Tidings server. Settings use Nakama's key names, e.g. --socket.port 7350,
+--data_dir ./data, --runtime.path ./modules; environment variables TIDINGS_SOCKET_PORT etc.
+override flags. See README.md for the full table.";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    if args.iter().any(|a| a == "--version" || a == "-V") {
+        println!("tidings {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let config = match Config::from_args_and_env(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tidings: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(format!("tidings={},warn", config.logger.level))
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tidings: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let host = if config.socket.address.is_empty() {
+            "0.0.0.0"
+        } else {
+            config.socket.address.as_str()
+        };
+        let addr = format!("{host}:{}", config.socket.port);
+        let listener = match tokio::net::TcpListener::bind(&addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("tidings: cannot listen on {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutting down");
+        };
+        match tidings::run(config, listener, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tidings: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

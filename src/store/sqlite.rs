@@ -1,0 +1,621 @@
+//! The embedded SQLite store: one writer thread with group commit, a few reader connections,
+//! and checkpoints on a connection of their own.
+//!
+//! Why this shape (figures from the performance issue, measured on this 2-core machine):
+//! - One writer thread owns the only write connection. Callers queue a job and await its
+//!   reply; the writer takes everything queued, runs each job in its own SAVEPOINT (so one
+//!   failing job rolls back alone), commits once, and only then replies. A reply therefore
+//!   means "durable". Group commit reached 28,000 rows/s at p99 0.55 ms with 8 producers.
+//! - `wal_autocheckpoint` is off on the writer and a checkpoint thread runs passive
+//!   checkpoints instead: with SQLite's default auto-checkpoint inside the writer the same load
+//!   fell to 10,600 rows/s at p99 20 ms.
+//! - Reads run on a small pool of connections on tokio's blocking threads, never on the async
+//!   executor; WAL lets them proceed while the writer commits.
+//! - `synchronous=NORMAL` in WAL mode: a commit survives the process being killed (the WAL is
+//!   in the OS page cache); only a power loss can drop the last transactions.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use crate::core::notifications::{Notification, NotificationUpdate};
+use crate::core::store::{NewIdentity, RevokedToken, Store, StoreError, StoreResult, UserRecord};
+use crate::core::time::now_micros;
+
+/// Numbered migrations, applied in order; never edit one that has shipped.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/sqlite/001_init.sql")];
+/// Most jobs committed together; bounds one transaction's size and latency.
+const MAX_GROUP: usize = 512;
+/// Reader connections.
+const READERS: usize = 4;
+/// How often the checkpoint thread looks at the WAL.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// State only the writer thread touches.
+struct WriterState {
+    /// The last notification create_time handed out; the next is strictly greater.
+    last_create_time: i64,
+}
+
+type Completion = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+type Job = Box<dyn FnOnce(&Connection, &mut WriterState) -> Completion + Send>;
+
+struct Readers {
+    conns: Vec<Mutex<Connection>>,
+    next: AtomicUsize,
+}
+
+impl Readers {
+    /// Runs `f` on a free connection, or waits for one.
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
+        for conn in &self.conns {
+            if let Ok(guard) = conn.try_lock() {
+                return f(&guard);
+            }
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+        let guard = self.conns[i].lock().unwrap_or_else(|p| p.into_inner());
+        f(&guard)
+    }
+}
+
+pub struct SqliteStore {
+    /// std Mutex around the sender only so the store is Sync; sending never blocks.
+    writer: Mutex<mpsc::Sender<Job>>,
+    readers: Arc<Readers>,
+}
+
+fn map_err(e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(f, msg) = &e {
+        if f.code == ErrorCode::ConstraintViolation {
+            let msg = msg.clone().unwrap_or_default();
+            if msg.contains("FOREIGN KEY") {
+                return StoreError::MissingReference("users");
+            }
+            if msg.contains("UNIQUE") || msg.contains("PRIMARY KEY") {
+                let which = if msg.contains("users.username") {
+                    "username"
+                } else if msg.contains("user_device.id") {
+                    "device"
+                } else if msg.contains("users.custom_id") {
+                    "custom_id"
+                } else if msg.contains("users.email") {
+                    "email"
+                } else {
+                    "row"
+                };
+                return StoreError::Conflict(which);
+            }
+            return StoreError::Constraint(msg);
+        }
+    }
+    StoreError::Internal(e.to_string())
+}
+
+fn open_conn(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA mmap_size = 268435456;")?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "applied SQLite migration");
+    }
+    Ok(())
+}
+
+fn uuid_from(row: &Row, idx: usize) -> rusqlite::Result<Uuid> {
+    let bytes: Vec<u8> = row.get(idx)?;
+    Uuid::from_slice(&bytes).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Blob, Box::new(e))
+    })
+}
+
+const NOTIFICATION_COLS: &str = "id, user_id, subject, content, code, sender_id, create_time";
+
+fn notification_from(row: &Row) -> rusqlite::Result<Notification> {
+    Ok(Notification {
+        id: uuid_from(row, 0)?,
+        user_id: uuid_from(row, 1)?,
+        subject: row.get(2)?,
+        content: row.get(3)?,
+        code: row.get(4)?,
+        sender_id: Some(uuid_from(row, 5)?),
+        create_time: row.get(6)?,
+        persistent: true,
+    })
+}
+
+const USER_COLS: &str = "u.id, u.username, u.display_name, u.avatar_url, u.lang_tag, u.location, \
+    u.timezone, u.metadata, u.email, u.password, u.custom_id, u.create_time, u.update_time, \
+    u.disable_time";
+
+fn user_from(row: &Row) -> rusqlite::Result<UserRecord> {
+    Ok(UserRecord {
+        id: uuid_from(row, 0)?,
+        username: row.get(1)?,
+        display_name: row.get(2)?,
+        avatar_url: row.get(3)?,
+        lang_tag: row.get(4)?,
+        location: row.get(5)?,
+        timezone: row.get(6)?,
+        metadata: row.get(7)?,
+        email: row.get(8)?,
+        password_hash: row.get(9)?,
+        custom_id: row.get(10)?,
+        create_time: row.get(11)?,
+        update_time: row.get(12)?,
+        disable_time: row.get(13)?,
+    })
+}
+
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, commits: Arc<AtomicU64>) {
+    let last_create_time: i64 = conn
+        .query_row(
+            "SELECT coalesce(max(create_time), 0) FROM notification",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or(0);
+    let mut state = WriterState { last_create_time };
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            // Fall back to one transaction per job: outside a transaction each job's
+            // SAVEPOINT is its own transaction and its RELEASE commits it.
+            tracing::warn!(error = %e, "SQLite BEGIN failed; committing jobs one by one");
+            for job in jobs {
+                job(&conn, &mut state)(None);
+            }
+            continue;
+        }
+        let completions: Vec<Completion> =
+            jobs.into_iter().map(|job| job(&conn, &mut state)).collect();
+        match conn.execute_batch("COMMIT") {
+            Ok(()) => {
+                commits.fetch_add(1, Ordering::Relaxed);
+                for done in completions {
+                    done(None);
+                }
+            }
+            Err(e) => {
+                let err = map_err(e);
+                tracing::error!(error = %err, "SQLite commit failed");
+                let _ = conn.execute_batch("ROLLBACK");
+                for done in completions {
+                    done(Some(&err));
+                }
+            }
+        }
+    }
+}
+
+fn checkpoint_loop(conn: Connection, stop: mpsc::Receiver<()>, commits: Arc<AtomicU64>) {
+    let mut seen = 0;
+    loop {
+        match stop.recv_timeout(CHECKPOINT_EVERY) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            _ => {
+                let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+                return;
+            }
+        }
+        let now = commits.load(Ordering::Relaxed);
+        if now != seen {
+            seen = now;
+            if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+                tracing::warn!(error = %e, "SQLite checkpoint failed");
+            }
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file, applies migrations and starts the
+    /// writer and checkpoint threads.
+    pub fn open(path: &Path) -> StoreResult<SqliteStore> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Internal(format!("create {}: {e}", dir.display())))?;
+        }
+        let rw = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut writer = open_conn(path, rw).map_err(map_err)?;
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                 PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -65536;",
+            )
+            .map_err(map_err)?;
+        migrate(&mut writer).map_err(map_err)?;
+
+        let mut conns = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let conn = open_conn(path, rw).map_err(map_err)?;
+            conn.execute_batch("PRAGMA query_only = ON;")
+                .map_err(map_err)?;
+            conns.push(Mutex::new(conn));
+        }
+        let checkpointer = open_conn(path, rw).map_err(map_err)?;
+
+        let commits = Arc::new(AtomicU64::new(0));
+        let (tx, rx) = mpsc::channel::<Job>();
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let writer_commits = commits.clone();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || {
+                writer_loop(writer, rx, writer_commits);
+                // The writer is gone: stop checkpointing after a last full checkpoint.
+                let _ = stop_tx.send(());
+            })
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpointer, stop_rx, commits))
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+
+        Ok(SqliteStore {
+            writer: Mutex::new(tx),
+            readers: Arc::new(Readers {
+                conns,
+                next: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    /// Queues `f` for the writer; resolves once its transaction has committed.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection, &mut WriterState) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let (reply, wait) = oneshot::channel::<StoreResult<T>>();
+        let job: Job = Box::new(move |conn, state| {
+            let result = in_savepoint(conn, |c| f(c, state));
+            Box::new(move |commit_error| {
+                let outcome = match commit_error {
+                    Some(e) => Err(e.clone()),
+                    None => result,
+                };
+                let _ = reply.send(outcome);
+            })
+        });
+        self.writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(job)
+            .map_err(|_| StoreError::Internal("SQLite writer has stopped".into()))?;
+        wait.await
+            .map_err(|_| StoreError::Internal("SQLite writer dropped the request".into()))?
+    }
+
+    /// Runs `f` on a reader connection on a blocking thread.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || readers.with(f))
+            .await
+            .map_err(|e| StoreError::Internal(e.to_string()))?
+            .map_err(map_err)
+    }
+
+    async fn user_where(
+        &self,
+        clause: &'static str,
+        value: String,
+    ) -> StoreResult<Option<UserRecord>> {
+        self.read(move |c| {
+            c.prepare_cached(&format!("SELECT {USER_COLS} FROM users u {clause}"))?
+                .query_row([value], user_from)
+                .optional()
+        })
+        .await
+    }
+}
+
+fn in_savepoint<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> StoreResult<T> {
+    conn.execute_batch("SAVEPOINT job").map_err(map_err)?;
+    match f(conn) {
+        Ok(v) => {
+            conn.execute_batch("RELEASE job").map_err(map_err)?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            Err(map_err(e))
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<UserRecord>> {
+        self.read(move |c| {
+            c.prepare_cached(&format!("SELECT {USER_COLS} FROM users u WHERE u.id = ?1"))?
+                .query_row([id.as_bytes().to_vec()], user_from)
+                .optional()
+        })
+        .await
+    }
+
+    async fn user_by_device(&self, device_id: &str) -> StoreResult<Option<UserRecord>> {
+        self.user_where(
+            "JOIN user_device d ON d.user_id = u.id WHERE d.id = ?1",
+            device_id.to_string(),
+        )
+        .await
+    }
+
+    async fn user_by_custom_id(&self, custom_id: &str) -> StoreResult<Option<UserRecord>> {
+        self.user_where("WHERE u.custom_id = ?1", custom_id.to_string())
+            .await
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
+        self.user_where("WHERE u.email = ?1", email.to_string())
+            .await
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        self.user_where("WHERE u.username = ?1", username.to_string())
+            .await
+    }
+
+    async fn create_user(
+        &self,
+        id: Uuid,
+        username: &str,
+        identity: NewIdentity,
+        now: i64,
+    ) -> StoreResult<UserRecord> {
+        let username = username.to_string();
+        let created = self
+            .write(move |c, _| {
+                let (email, password, custom_id, device) = match identity {
+                    NewIdentity::Device(d) => (None, None, None, Some(d)),
+                    NewIdentity::Custom(cid) => (None, None, Some(cid), None),
+                    NewIdentity::Email {
+                        email,
+                        password_hash,
+                    } => (Some(email), Some(password_hash), None, None),
+                };
+                c.prepare_cached(
+                    "INSERT INTO users (id, username, email, password, custom_id, create_time, update_time) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                )?
+                .execute(params![id.as_bytes().to_vec(), username, email, password, custom_id, now])?;
+                if let Some(device) = device {
+                    c.prepare_cached("INSERT INTO user_device (id, user_id) VALUES (?1, ?2)")?
+                        .execute(params![device, id.as_bytes().to_vec()])?;
+                }
+                Ok(())
+            })
+            .await;
+        created?;
+        self.user_by_id(id)
+            .await?
+            .ok_or_else(|| StoreError::Internal("created user vanished".into()))
+    }
+
+    async fn devices_of(&self, user_id: Uuid) -> StoreResult<Vec<String>> {
+        self.read(move |c| {
+            let mut stmt =
+                c.prepare_cached("SELECT id FROM user_device WHERE user_id = ?1 ORDER BY id")?;
+            let rows = stmt.query_map([user_id.as_bytes().to_vec()], |r| r.get(0))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn user_ids_page(&self, after: Option<Uuid>, limit: usize) -> StoreResult<Vec<Uuid>> {
+        let after = after.map(|u| u.as_bytes().to_vec()).unwrap_or_default();
+        self.read(move |c| {
+            let mut stmt =
+                c.prepare_cached("SELECT id FROM users WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+            let rows = stmt.query_map(params![after, limit as i64], |r| uuid_from(r, 0))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn revoke_tokens(&self, tokens: Vec<RevokedToken>) -> StoreResult<()> {
+        self.write(move |c, _| {
+            let mut stmt = c.prepare_cached(
+                "INSERT OR REPLACE INTO session_revoked (token_id, refresh, expires_at) VALUES (?1, ?2, ?3)",
+            )?;
+            for t in tokens {
+                stmt.execute(params![t.token_id.as_bytes().to_vec(), t.refresh, t.expires_at])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn invalidate_user_sessions(&self, user_id: Uuid, at: i64) -> StoreResult<()> {
+        self.write(move |c, _| {
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO user_session_cutoff (user_id, invalidated_at) VALUES (?1, ?2)",
+            )?
+            .execute(params![user_id.as_bytes().to_vec(), at])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn load_revocations(
+        &self,
+        now: i64,
+    ) -> StoreResult<(Vec<RevokedToken>, Vec<(Uuid, i64)>)> {
+        self.write(move |c, _| {
+            c.execute("DELETE FROM session_revoked WHERE expires_at < ?1", [now])?;
+            let tokens = c
+                .prepare("SELECT token_id, refresh, expires_at FROM session_revoked")?
+                .query_map([], |r| {
+                    Ok(RevokedToken {
+                        token_id: uuid_from(r, 0)?,
+                        refresh: r.get(1)?,
+                        expires_at: r.get(2)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let users = c
+                .prepare("SELECT user_id, invalidated_at FROM user_session_cutoff")?
+                .query_map([], |r| Ok((uuid_from(r, 0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((tokens, users))
+        })
+        .await
+    }
+
+    async fn insert_notifications(
+        &self,
+        rows: Vec<Notification>,
+    ) -> StoreResult<Vec<Notification>> {
+        self.write(move |c, state| {
+            let mut stmt = c.prepare_cached(
+                "INSERT INTO notification (user_id, create_time, id, subject, content, code, sender_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            let mut out = Vec::with_capacity(rows.len());
+            let mut last = state.last_create_time;
+            for mut n in rows {
+                last = now_micros().max(last + 1);
+                n.create_time = last;
+                let sender = n.sender_id.unwrap_or_default();
+                stmt.execute(params![
+                    n.user_id.as_bytes().to_vec(),
+                    n.create_time,
+                    n.id.as_bytes().to_vec(),
+                    n.subject,
+                    n.content,
+                    n.code,
+                    sender.as_bytes().to_vec(),
+                ])?;
+                out.push(n);
+            }
+            // Only advance once every row went in; a failed job leaves no gap behind.
+            state.last_create_time = last;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn list_notifications(
+        &self,
+        user_id: Uuid,
+        after: Option<(i64, Uuid)>,
+        limit: usize,
+    ) -> StoreResult<Vec<Notification>> {
+        let (after_time, after_id) = match after {
+            Some((t, id)) => (t, id.as_bytes().to_vec()),
+            None => (i64::MIN, Vec::new()),
+        };
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {NOTIFICATION_COLS} FROM notification \
+                 WHERE user_id = ?1 AND (create_time, id) > (?2, ?3) \
+                 ORDER BY create_time, id LIMIT ?4"
+            ))?;
+            let rows = stmt.query_map(
+                params![
+                    user_id.as_bytes().to_vec(),
+                    after_time,
+                    after_id,
+                    limit as i64
+                ],
+                notification_from,
+            )?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn get_notifications(
+        &self,
+        ids: Vec<Uuid>,
+        user_id: Option<Uuid>,
+    ) -> StoreResult<Vec<Notification>> {
+        let user = user_id.map(|u| u.as_bytes().to_vec());
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {NOTIFICATION_COLS} FROM notification \
+                 WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2)"
+            ))?;
+            let mut out = Vec::new();
+            for id in ids {
+                if let Some(n) = stmt
+                    .query_row(params![id.as_bytes().to_vec(), user], notification_from)
+                    .optional()?
+                {
+                    out.push(n);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete_notifications(
+        &self,
+        ids: Vec<Uuid>,
+        user_id: Option<Uuid>,
+    ) -> StoreResult<u64> {
+        let user = user_id.map(|u| u.as_bytes().to_vec());
+        self.write(move |c, _| {
+            let mut stmt = c.prepare_cached(
+                "DELETE FROM notification WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2)",
+            )?;
+            let mut n = 0;
+            for id in ids {
+                n += stmt.execute(params![id.as_bytes().to_vec(), user])? as u64;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn update_notifications(&self, updates: Vec<NotificationUpdate>) -> StoreResult<u64> {
+        self.write(move |c, _| {
+            let mut stmt = c.prepare_cached(
+                "UPDATE notification SET subject = coalesce(?2, subject), \
+                 content = coalesce(?3, content), sender_id = coalesce(?4, sender_id) WHERE id = ?1",
+            )?;
+            let mut n = 0;
+            for u in updates {
+                n += stmt.execute(params![
+                    u.id.as_bytes().to_vec(),
+                    u.subject,
+                    u.content,
+                    u.sender_id.map(|s| s.as_bytes().to_vec()),
+                ])? as u64;
+            }
+            Ok(n)
+        })
+        .await
+    }
+}
