@@ -30,6 +30,10 @@ pub struct Position {
     pub id: Uuid,
 }
 
+/// The cursor text is not one this server (or Nakama) produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Malformed;
+
 /// Encodes a position, or the "empty" cursor for `None`.
 pub fn encode(pos: Option<Position>) -> String {
     let mut out = PREFIX.to_vec();
@@ -54,19 +58,19 @@ pub fn encode(pos: Option<Position>) -> String {
 }
 
 /// Decodes a cursor. `Ok(None)` is the empty cursor; `Err` means malformed.
-pub fn decode(text: &str) -> Result<Option<Position>, ()> {
+pub fn decode(text: &str) -> Result<Option<Position>, Malformed> {
     if text.len() > MAX_TEXT {
-        return Err(());
+        return Err(Malformed);
     }
-    let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| ())?;
-    let rest = bytes.strip_prefix(&PREFIX[..]).ok_or(())?;
-    let (&len, body) = rest.split_first().ok_or(())?;
+    let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| Malformed)?;
+    let rest = bytes.strip_prefix(&PREFIX[..]).ok_or(Malformed)?;
+    let (&len, body) = rest.split_first().ok_or(Malformed)?;
     if len as usize != body.len() {
-        return Err(());
+        return Err(Malformed);
     }
     let mut r = Reader { buf: body };
     if r.take(2)? != TYPE_ID {
-        return Err(());
+        return Err(Malformed);
     }
     let mut field: i64 = -1;
     let mut id: Option<Uuid> = None;
@@ -81,16 +85,16 @@ pub fn decode(text: &str) -> Result<Option<Position>, ()> {
             0 => {
                 let n = r.uint()?;
                 if n != 16 {
-                    return Err(());
+                    return Err(Malformed);
                 }
-                id = Some(Uuid::from_slice(r.take(16)?).map_err(|_| ())?);
+                id = Some(Uuid::from_slice(r.take(16)?).map_err(|_| Malformed)?);
             }
             1 => nanos = unzigzag(r.uint()?),
-            _ => return Err(()),
+            _ => return Err(Malformed),
         }
     }
     if !r.buf.is_empty() {
-        return Err(());
+        return Err(Malformed);
     }
     Ok(id.map(|id| Position {
         create_time: nanos.div_euclid(1000),
@@ -130,23 +134,23 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], ()> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Malformed> {
         if self.buf.len() < n {
-            return Err(());
+            return Err(Malformed);
         }
         let (head, tail) = self.buf.split_at(n);
         self.buf = tail;
         Ok(head)
     }
 
-    fn uint(&mut self) -> Result<u64, ()> {
+    fn uint(&mut self) -> Result<u64, Malformed> {
         let first = self.take(1)?[0];
         if first < 128 {
             return Ok(first as u64);
         }
         let n = 256 - first as usize;
         if n > 8 {
-            return Err(());
+            return Err(Malformed);
         }
         Ok(self
             .take(n)?
@@ -188,10 +192,10 @@ mod tests {
     #[test]
     fn rejects_garbage() {
         for bad in ["notbase64!!", "AAAA", "", "Sn8D", &"A".repeat(600)] {
-            assert_eq!(decode(bad), Err(()), "{bad}");
+            assert_eq!(decode(bad), Err(Malformed), "{bad}");
         }
         let mut raw = URL_SAFE_NO_PAD.decode(encode(None)).unwrap();
         raw.push(0);
-        assert_eq!(decode(&URL_SAFE_NO_PAD.encode(raw)), Err(()));
+        assert_eq!(decode(&URL_SAFE_NO_PAD.encode(raw)), Err(Malformed));
     }
 }

@@ -173,3 +173,56 @@ impl Presence {
         self.users.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event() -> Arc<Outbound> {
+        Outbound::new(Event::Notifications(Vec::new()))
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_closes_the_session_instead_of_growing() {
+        let presence = Presence::default();
+        let user = Uuid::new_v4();
+        let (handle, mut rx) = presence.register(user, "slow", 2);
+        for _ in 0..3 {
+            presence.deliver(user, &event());
+        }
+        assert_eq!(handle.close.closed().await, "session outgoing queue full");
+        let mut queued = 0;
+        while rx.try_recv().is_ok() {
+            queued += 1;
+        }
+        assert_eq!(queued, 2, "never more than the queue size");
+    }
+
+    #[test]
+    fn encodes_once_for_every_session() {
+        let msg = event();
+        let mut calls = 0;
+        for _ in 0..3 {
+            let text = msg.encoded(|_| {
+                calls += 1;
+                "frame".to_string()
+            });
+            assert_eq!(&*text, "frame");
+        }
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn unregister_forgets_the_session() {
+        let presence = Presence::default();
+        let user = Uuid::new_v4();
+        let (a, _ra) = presence.register(user, "u", 4);
+        let (b, _rb) = presence.register(user, "u", 4);
+        assert_eq!(presence.sessions_of(user).len(), 2);
+        presence.unregister(&a);
+        assert_eq!(presence.sessions_of(user)[0].session_id, b.session_id);
+        presence.unregister(&b);
+        assert!(!presence.is_online(user));
+        assert_eq!(presence.session_count(), 0);
+    }
+}

@@ -1,1 +1,13 @@
-fn main() {}
+//! Integration tests: the real server, in-process, over real HTTP and WebSocket.
+//! One binary for every area keeps builds fast on small machines.
+//!
+//! - `accounts`: authenticate, refresh, logout, account, token forgery, bad bodies
+//! - `notifications`: core send -> sockets -> REST list/delete, cursor rules, send_all
+//! - `socket`: handshake, envelopes, limits, single_socket
+//! - `durability`: what survives a restart
+
+mod accounts;
+mod durability;
+mod notifications;
+mod socket;
+mod support;

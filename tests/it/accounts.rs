@@ -1,0 +1,405 @@
+use reqwest::Method;
+use serde_json::json;
+
+use crate::support::{jwt_claims, Server};
+
+#[tokio::test]
+async fn device_auth_creates_then_logs_in() {
+    let s = Server::start().await;
+    let body = json!({"id": "device-abcdefghij"}).to_string();
+    let (status, first) = s
+        .post_key(
+            "/v2/account/authenticate/device?create=true&username=alice&",
+            &body,
+        )
+        .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["created"], true);
+    let claims = jwt_claims(first["token"].as_str().unwrap());
+    assert_eq!(claims["usn"], "alice");
+    let iat = claims["iat"].as_i64().unwrap();
+    assert_eq!(claims["exp"].as_i64().unwrap() - iat, 60);
+    let refresh = jwt_claims(first["refresh_token"].as_str().unwrap());
+    assert_eq!(refresh["exp"].as_i64().unwrap() - iat, 3600);
+    assert_eq!(refresh["tid"], claims["tid"]);
+
+    // Again: same user, `created` omitted, the username parameter ignored.
+    let (status, second) = s
+        .post_key("/v2/account/authenticate/device?username=bob", &body)
+        .await;
+    assert_eq!(status, 200);
+    assert!(second.get("created").is_none(), "{second}");
+    let again = jwt_claims(second["token"].as_str().unwrap());
+    assert_eq!(again["uid"], claims["uid"]);
+    assert_eq!(again["usn"], "alice");
+
+    let (status, account) = s
+        .get("/v2/account", second["token"].as_str().unwrap())
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(account["user"]["id"], claims["uid"]);
+    assert_eq!(account["user"]["username"], "alice");
+    assert_eq!(account["user"]["lang_tag"], "en");
+    assert_eq!(account["user"]["metadata"], "{}");
+    assert_eq!(account["wallet"], "{}");
+    assert_eq!(account["devices"], json!([{"id": "device-abcdefghij"}]));
+    assert!(account.get("email").is_none());
+}
+
+#[tokio::test]
+async fn authenticate_errors_match_nakama() {
+    let s = Server::start().await;
+    let check = |path: &'static str, body: serde_json::Value, status: u16, msg: &'static str| {
+        let s = &s;
+        async move {
+            let (got, resp) = s.post_key(path, &body.to_string()).await;
+            assert_eq!(
+                (got, resp.clone()),
+                (status, json!({"code": code_for(status), "message": msg})),
+                "{path} {body}"
+            );
+        }
+    };
+    check(
+        "/v2/account/authenticate/device",
+        json!({}),
+        400,
+        "Device ID is required.",
+    )
+    .await;
+    check(
+        "/v2/account/authenticate/device",
+        json!({"id": "short"}),
+        400,
+        "Device ID invalid, must be 10-128 bytes.",
+    )
+    .await;
+    check(
+        "/v2/account/authenticate/device",
+        json!({"id": "has a space in it"}),
+        400,
+        "Device ID invalid, no spaces or control characters allowed.",
+    )
+    .await;
+    check(
+        "/v2/account/authenticate/device?create=false",
+        json!({"id": "device-unknown-1"}),
+        404,
+        "User account not found.",
+    )
+    .await;
+    check(
+        "/v2/account/authenticate/custom",
+        json!({"id": "abc"}),
+        400,
+        "Custom ID invalid, must be 6-128 bytes.",
+    )
+    .await;
+    check(
+        "/v2/account/authenticate/email",
+        json!({"email": "nope", "password": "password1"}),
+        400,
+        "Invalid email address format.",
+    )
+    .await;
+    check(
+        "/v2/account/authenticate/email",
+        json!({"email": "someone@example.com", "password": "short"}),
+        400,
+        "Password must be at least 8 characters long.",
+    )
+    .await;
+    check(
+        "/v2/account/authenticate/device?create=maybe",
+        json!({"id": "device-abcdefghij"}),
+        400,
+        "parsing field \"create\": strconv.ParseBool: parsing \"maybe\": invalid syntax",
+    )
+    .await;
+
+    let _ = s.user("taken").await;
+    check(
+        "/v2/account/authenticate/device?username=taken",
+        json!({"id": "device-other-123"}),
+        409,
+        "Username is already in use.",
+    )
+    .await;
+
+    // Malformed JSON is a 400 with the parser's message.
+    let (status, body) = s
+        .post_key("/v2/account/authenticate/device", "{not json")
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["code"], 3);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("key must be a string"),
+        "{body}"
+    );
+
+    // Oversized bodies are refused without being read whole.
+    let big = format!("{{\"id\":\"{}\"}}", "x".repeat(300_000));
+    let (status, body) = s.post_key("/v2/account/authenticate/device", &big).await;
+    assert_eq!((status, body["code"].clone()), (400, json!(3)), "{body}");
+}
+
+fn code_for(status: u16) -> i32 {
+    match status {
+        400 => 3,
+        401 => 16,
+        403 => 7,
+        404 => 5,
+        409 => 6,
+        _ => 13,
+    }
+}
+
+#[tokio::test]
+async fn server_key_is_required_for_authenticate() {
+    let s = Server::start().await;
+    let body = json!({"id": "device-abcdefghij"}).to_string();
+    let url = s.url("/v2/account/authenticate/device");
+    let cases: Vec<(Option<&str>, &str)> = vec![
+        (None, "Server key required"),
+        (Some("Basic !!!notbase64"), "Server key invalid"),
+        (Some("Basic d3JvbmdrZXk6"), "Server key invalid"), // "wrongkey:"
+        (Some("Bearer defaultkey"), "Server key invalid"),
+    ];
+    for (header, msg) in cases {
+        let mut req = s.http.post(&url).body(body.clone());
+        if let Some(h) = header {
+            req = req.header("authorization", h);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 401);
+        assert_eq!(res.headers()["www-authenticate"], msg);
+        let v: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(v, json!({"code": 16, "message": msg}));
+    }
+}
+
+#[tokio::test]
+async fn custom_and_email_accounts() {
+    let s = Server::start().await;
+    let (status, body) = s
+        .post_key(
+            "/v2/account/authenticate/custom",
+            &json!({"id": "custom-42", "vars": {}}).to_string(),
+        )
+        .await;
+    assert_eq!((status, body["created"].clone()), (200, json!(true)));
+
+    let creds = json!({"email": "Player@Example.com", "password": "correct horse"}).to_string();
+    let (status, body) = s
+        .post_key("/v2/account/authenticate/email?username=player", &creds)
+        .await;
+    assert_eq!(
+        (status, body["created"].clone()),
+        (200, json!(true)),
+        "{body}"
+    );
+    let token = body["token"].as_str().unwrap().to_string();
+    let (_, account) = s.get("/v2/account", &token).await;
+    assert_eq!(account["email"], "player@example.com");
+
+    let (status, body) = s.post_key("/v2/account/authenticate/email", &creds).await;
+    assert_eq!(status, 200);
+    assert!(body.get("created").is_none());
+
+    let wrong = json!({"email": "player@example.com", "password": "wrong horse"}).to_string();
+    let (status, body) = s.post_key("/v2/account/authenticate/email", &wrong).await;
+    assert_eq!(
+        (status, body),
+        (401, json!({"code": 16, "message": "Invalid credentials."}))
+    );
+
+    // No email: log in by username and password.
+    let by_name = json!({"password": "correct horse"}).to_string();
+    let (status, _) = s
+        .post_key("/v2/account/authenticate/email?username=player", &by_name)
+        .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn refresh_keeps_token_id_and_issue_time() {
+    let s = Server::start().await;
+    let u = s.user("refresher").await;
+    let before = jwt_claims(&u.token);
+    let (status, body) = s
+        .post_key(
+            "/v2/account/session/refresh",
+            &json!({"token": u.refresh, "vars": {"k": "v"}}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let after = jwt_claims(body["token"].as_str().unwrap());
+    assert_eq!(after["tid"], before["tid"]);
+    assert_eq!(after["iat"], before["iat"]);
+    assert_eq!(after["uid"], before["uid"]);
+    assert_eq!(after["vrs"], json!({"k": "v"}));
+
+    let (status, body) = s
+        .post_key(
+            "/v2/account/session/refresh",
+            &json!({"token": ""}).to_string(),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"code": 3, "message": "Refresh token is required."})
+        )
+    );
+    // A session token is not a refresh token.
+    let (status, body) = s
+        .post_key(
+            "/v2/account/session/refresh",
+            &json!({"token": u.token}).to_string(),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            401,
+            json!({"code": 16, "message": "Refresh token invalid or expired."})
+        )
+    );
+}
+
+#[tokio::test]
+async fn logout_revokes_tokens_on_rest_refresh_and_socket() {
+    let s = Server::start().await;
+    let u = s.user("leaver").await;
+    let (status, _) = s
+        .call(
+            Method::POST,
+            "/v2/session/logout",
+            Some(&u.token),
+            Some(&json!({"token": u.token, "refresh_token": u.refresh}).to_string()),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = s.get("/v2/account", &u.token).await;
+    assert_eq!(
+        (status, body),
+        (401, json!({"code": 16, "message": "Auth token invalid"}))
+    );
+    let (status, _) = s
+        .post_key(
+            "/v2/account/session/refresh",
+            &json!({"token": u.refresh}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 401);
+    // Unlike Nakama, a logged-out token cannot open a socket (deviation 3).
+    let err = s.socket_query(&format!("token={}", u.token)).await.err();
+    assert_eq!(err, Some((401, "Missing or invalid token".to_string())));
+
+    // Someone else's token is refused.
+    let other = s.user("other").await;
+    let mine = s.user("mine").await;
+    let (status, body) = s
+        .call(
+            Method::POST,
+            "/v2/session/logout",
+            Some(&mine.token),
+            Some(&json!({"token": other.token}).to_string()),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (400, json!({"code": 3, "message": "Session token invalid."}))
+    );
+}
+
+#[tokio::test]
+async fn logout_without_tokens_ends_every_session_but_not_the_next_login() {
+    let s = Server::start().await;
+    let device = json!({"id": "device-everywhere"}).to_string();
+    let (_, a) = s.post_key("/v2/account/authenticate/device", &device).await;
+    let (_, b) = s.post_key("/v2/account/authenticate/device", &device).await;
+    let a = a["token"].as_str().unwrap().to_string();
+    let b = b["token"].as_str().unwrap().to_string();
+    let (status, _) = s
+        .call(Method::POST, "/v2/session/logout", Some(&a), Some("{}"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(s.get("/v2/account", &a).await.0, 401);
+    assert_eq!(s.get("/v2/account", &b).await.0, 401);
+    let (_, c) = s.post_key("/v2/account/authenticate/device", &device).await;
+    assert_eq!(
+        s.get("/v2/account", c["token"].as_str().unwrap()).await.0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn forged_expired_and_malformed_tokens_are_refused() {
+    use base64::Engine;
+    let b64 = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let s = Server::start().await;
+    let u = s.user("victim").await;
+    let claims = jwt_claims(&u.token);
+    let alg_none = format!(
+        "{}.{}.",
+        b64(json!({"alg": "none", "typ": "JWT"})),
+        b64(claims.clone())
+    );
+    let mut tampered = claims.clone();
+    tampered["uid"] = json!(uuid::Uuid::new_v4().to_string());
+    let parts: Vec<&str> = u.token.split('.').collect();
+    let resigned = format!("{}.{}.{}", parts[0], b64(tampered), parts[2]);
+    let expired = {
+        let key = jsonwebtoken::EncodingKey::from_secret(b"defaultencryptionkey").unwrap();
+        let mut c = claims.clone();
+        c["exp"] = json!(c["iat"].as_i64().unwrap() - 10);
+        jsonwebtoken::encode(&jsonwebtoken::Header::default(), &c, &key).unwrap()
+    };
+    let wrong_key = {
+        let key = jsonwebtoken::EncodingKey::from_secret(b"not-the-key").unwrap();
+        jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
+    };
+    for token in [
+        alg_none,
+        resigned,
+        expired,
+        wrong_key,
+        "garbage".into(),
+        u.refresh.clone(),
+    ] {
+        let (status, body) = s.get("/v2/account", &token).await;
+        assert_eq!(
+            (status, body),
+            (401, json!({"code": 16, "message": "Auth token invalid"})),
+            "{token}"
+        );
+    }
+    // Lowercase scheme and ?token= are not accepted on REST.
+    let res = s
+        .http
+        .get(s.url("/v2/account"))
+        .header("authorization", format!("bearer {}", u.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    let (status, body) = s
+        .call(
+            Method::GET,
+            &format!("/v2/account?token={}", u.token),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (401, json!({"code": 16, "message": "Auth token required"}))
+    );
+}

@@ -1,0 +1,176 @@
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+use tidings::core::notifications::NewNotification;
+
+use crate::support::{closed, next_json, send_text, Server};
+
+#[tokio::test]
+async fn handshake_rules() {
+    let s = Server::start().await;
+    let u = s.user("shaker").await;
+    assert_eq!(
+        s.socket_query("").await.err(),
+        Some((401, "Missing or invalid token".into()))
+    );
+    assert_eq!(
+        s.socket_query("token=bad").await.err(),
+        Some((401, "Missing or invalid token".into()))
+    );
+    let bad = s
+        .socket_query(&format!("token={}&format=xml", u.token))
+        .await
+        .err();
+    assert_eq!(bad, Some((400, "Invalid format parameter".into())));
+    let proto = s
+        .socket_query(&format!("token={}&format=protobuf", u.token))
+        .await
+        .err();
+    assert_eq!(proto.map(|(status, _)| status), Some(400));
+    assert!(s.socket_header(&u.token).await.is_ok());
+    assert!(s
+        .socket_query(&format!("token={}&format=json&lang=de", u.token))
+        .await
+        .is_ok());
+}
+
+#[tokio::test]
+async fn ping_pong_and_status_event() {
+    let s = Server::start().await;
+    let u = s.user("pinger").await;
+    let mut ws = s
+        .socket_query(&format!("token={}&status=true", u.token))
+        .await
+        .unwrap();
+    let event = next_json(&mut ws).await;
+    let join = &event["status_presence_event"]["joins"][0];
+    assert_eq!(join["user_id"], u.id.to_string());
+    assert_eq!(join["username"], "pinger");
+    send_text(&mut ws, r#"{"cid":"7","ping":{}}"#).await;
+    assert_eq!(next_json(&mut ws).await, json!({"cid": "7", "pong": {}}));
+    send_text(&mut ws, r#"{"ping":{}}"#).await;
+    assert_eq!(next_json(&mut ws).await, json!({"pong": {}}));
+    send_text(&mut ws, r#"{"cid":"8","rpc":{"id":"nothing_here"}}"#).await;
+    assert_eq!(
+        next_json(&mut ws).await,
+        json!({"cid": "8", "error": {"code": 6, "message": "RPC function not found"}})
+    );
+}
+
+#[tokio::test]
+async fn bad_frames_close_the_socket_with_a_reason() {
+    let s = Server::start().await;
+    let u = s.user("rude").await;
+
+    let mut ws = s.socket(&u.token).await;
+    send_text(&mut ws, r#"{"cid":"15","bogus":{}}"#).await;
+    assert_eq!(
+        closed(&mut ws).await,
+        (1000, "received malformed payload".into())
+    );
+
+    let mut ws = s.socket(&u.token).await;
+    send_text(&mut ws, "{not json").await;
+    assert_eq!(
+        closed(&mut ws).await,
+        (1000, "received malformed payload".into())
+    );
+
+    let mut ws = s.socket(&u.token).await;
+    ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+    assert_eq!(
+        closed(&mut ws).await,
+        (1000, "received unexpected WebSocket message type".into())
+    );
+
+    let mut ws = s.socket(&u.token).await;
+    send_text(&mut ws, r#"{"cid":"3"}"#).await;
+    assert_eq!(
+        next_json(&mut ws).await,
+        json!({"cid": "3", "error": {"code": 2, "message": "Missing message."}})
+    );
+    assert_eq!(
+        closed(&mut ws).await,
+        (1000, "error processing message".into())
+    );
+
+    // Over socket.max_message_size_bytes (4096) closes the socket.
+    let mut ws = s.socket(&u.token).await;
+    let big = format!(r#"{{"cid":"1","ping":{{}},"pad":"{}"}}"#, "x".repeat(5000));
+    send_text(&mut ws, &big).await;
+    let (code, _) = closed(&mut ws).await;
+    assert_ne!(code, 1001);
+    // The server is fine afterwards.
+    let mut ws = s.socket(&u.token).await;
+    send_text(&mut ws, r#"{"cid":"9","ping":{}}"#).await;
+    assert_eq!(next_json(&mut ws).await, json!({"cid": "9", "pong": {}}));
+}
+
+#[tokio::test]
+async fn single_socket_kicks_the_older_socket_with_code_minus_7() {
+    let s = Server::start_with(&[("session.single_socket", "true")]).await;
+    let u = s.user("solo").await;
+    let mut old = s.socket(&u.token).await;
+    let mut new = s.socket(&u.token).await;
+    let frame = next_json(&mut old).await;
+    let n = &frame["notifications"]["notifications"][0];
+    assert_eq!(n["code"], -7);
+    assert_eq!(n["subject"], "single_socket");
+    assert_eq!(n["content"], "{}");
+    assert!(n.get("sender_id").is_none());
+    assert!(n.get("persistent").is_none());
+    assert_eq!(
+        closed(&mut old).await,
+        (1000, "server-side session disconnect".into())
+    );
+    send_text(&mut new, r#"{"cid":"1","ping":{}}"#).await;
+    assert_eq!(next_json(&mut new).await, json!({"cid": "1", "pong": {}}));
+}
+
+#[tokio::test]
+async fn silent_clients_are_dropped_after_pong_wait() {
+    let s = Server::start_with(&[
+        ("socket.ping_period_ms", "100"),
+        ("socket.pong_wait_ms", "300"),
+    ])
+    .await;
+    let u = s.user("sleepy").await;
+    // A raw TCP client that completes the handshake and then never reads or answers pings.
+    let mut ws = s.socket(&u.token).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // tokio-tungstenite answers pings only while it is polled; don't poll for a while.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        s.core.presence.sessions_of(u.id).len(),
+        0,
+        "server dropped the silent session"
+    );
+    let _ = closed(&mut ws).await;
+    // A client that keeps reading stays connected across several ping periods.
+    let mut ws = s.socket(&u.token).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(700);
+    while tokio::time::Instant::now() < deadline {
+        let _ = tokio::time::timeout(
+            Duration::from_millis(50),
+            futures_util::StreamExt::next(&mut ws),
+        )
+        .await;
+    }
+    assert_eq!(s.core.presence.sessions_of(u.id).len(), 1);
+    let batch = vec![NewNotification {
+        user_id: u.id,
+        subject: "still here".into(),
+        content: "{}".into(),
+        code: 1,
+        sender_id: None,
+        persistent: false,
+    }];
+    s.core.notifications.send(batch).await.unwrap();
+    assert_eq!(
+        next_json(&mut ws).await["notifications"]["notifications"][0]["subject"],
+        "still here"
+    );
+}
