@@ -48,7 +48,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 1. Authenticate (creates the account on first use).
     let session: Value = http
-        .post(format!("{}/v2/account/authenticate/device?create=true", args.url))
+        .post(format!(
+            "{}/v2/account/authenticate/device?create=true",
+            args.url
+        ))
         .basic_auth(&args.server_key, Some(""))
         .body(serde_json::json!({ "id": args.device }).to_string())
         .send()
@@ -74,7 +77,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .await?
             .json()
             .await?;
-        let items = page["notifications"].as_array().cloned().unwrap_or_default();
+        let items = page["notifications"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         for n in &items {
             println!("stored: [{}] {} {}", n["code"], n["subject"], n["content"]);
         }
@@ -88,7 +94,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 3. Connect the socket and print what is pushed.
     let ws_url = format!("{}/ws?token={token}", args.url.replacen("http", "ws", 1));
     let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await?;
-    println!("socket connected; waiting {} s for notifications", args.seconds);
+    println!(
+        "socket connected; waiting {} s for notifications",
+        args.seconds
+    );
     let deadline = tokio::time::sleep(Duration::from_secs(args.seconds));
     tokio::pin!(deadline);
     let mut ping = tokio::time::interval(Duration::from_secs(10));
