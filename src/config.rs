@@ -63,6 +63,23 @@ pub struct RuntimeConfig {
     pub path: PathBuf,
     /// Key for server-to-server RPC calls (`?http_key=`).
     pub http_key: String,
+    /// Lua VMs started up front (Nakama: `runtime.lua_min_count`).
+    pub lua_min_count: usize,
+    /// Most Lua VMs, one OS thread each; calls beyond wait for a free VM.
+    pub lua_max_count: usize,
+    /// Accepted for Nakama compatibility; PUC Lua sizes its call stack itself.
+    pub lua_call_stack_size: usize,
+    /// Accepted for Nakama compatibility; PUC Lua grows its registry itself.
+    pub lua_registry_size: usize,
+    /// Accepted for Nakama compatibility: every VM evaluates the modules itself, so a global
+    /// written inside a call stays in that VM, as with Nakama's read-only globals.
+    pub lua_read_only_globals: bool,
+    /// Keep the full error text (with the module position) in RPC errors.
+    pub lua_api_stacktrace: bool,
+    /// Wall-clock budget of one Lua call; a script still running then is stopped.
+    pub lua_call_timeout_ms: u64,
+    /// Memory limit of one Lua VM; an allocation past it fails with a Lua error.
+    pub lua_memory_limit_bytes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +120,14 @@ impl Default for Config {
             runtime: RuntimeConfig {
                 path: PathBuf::from("modules"),
                 http_key: "defaulthttpkey".into(),
+                lua_min_count: 16,
+                lua_max_count: 48,
+                lua_call_stack_size: 128,
+                lua_registry_size: 512,
+                lua_read_only_globals: true,
+                lua_api_stacktrace: false,
+                lua_call_timeout_ms: 5_000,
+                lua_memory_limit_bytes: 64 * 1024 * 1024,
             },
             database: DatabaseConfig { url: String::new() },
             logger: LoggerConfig {
@@ -132,6 +157,14 @@ pub const KEYS: &[&str] = &[
     "session.single_socket",
     "runtime.path",
     "runtime.http_key",
+    "runtime.lua_min_count",
+    "runtime.lua_max_count",
+    "runtime.lua_call_stack_size",
+    "runtime.lua_registry_size",
+    "runtime.lua_read_only_globals",
+    "runtime.lua_api_stacktrace",
+    "runtime.lua_call_timeout_ms",
+    "runtime.lua_memory_limit_bytes",
     "database.url",
     "logger.level",
 ];
@@ -195,6 +228,26 @@ impl Config {
             "session.single_socket" => self.session.single_socket = parse_bool(key, value)?,
             "runtime.path" => self.runtime.path = PathBuf::from(v),
             "runtime.http_key" => self.runtime.http_key = v,
+            "runtime.lua_min_count" => self.runtime.lua_min_count = parse(key, value, "a count")?,
+            "runtime.lua_max_count" => self.runtime.lua_max_count = parse(key, value, "a count")?,
+            "runtime.lua_call_stack_size" => {
+                self.runtime.lua_call_stack_size = parse(key, value, "a size")?
+            }
+            "runtime.lua_registry_size" => {
+                self.runtime.lua_registry_size = parse(key, value, "a size")?
+            }
+            "runtime.lua_read_only_globals" => {
+                self.runtime.lua_read_only_globals = parse_bool(key, value)?
+            }
+            "runtime.lua_api_stacktrace" => {
+                self.runtime.lua_api_stacktrace = parse_bool(key, value)?
+            }
+            "runtime.lua_call_timeout_ms" => {
+                self.runtime.lua_call_timeout_ms = parse(key, value, "milliseconds")?
+            }
+            "runtime.lua_memory_limit_bytes" => {
+                self.runtime.lua_memory_limit_bytes = parse(key, value, "a byte count")?
+            }
             "database.url" => self.database.url = v,
             "logger.level" => self.logger.level = v.to_ascii_lowercase(),
             _ => {
@@ -306,6 +359,30 @@ impl Config {
         }
         if self.runtime.http_key.is_empty() {
             return fail("runtime.http_key", "must not be empty");
+        }
+        if self.runtime.lua_max_count < 1 {
+            return fail("runtime.lua_max_count", "must be at least 1");
+        }
+        if self.runtime.lua_max_count < self.runtime.lua_min_count {
+            return fail(
+                "runtime.lua_max_count",
+                "must be at least runtime.lua_min_count",
+            );
+        }
+        if self.runtime.lua_call_stack_size < 1 {
+            return fail("runtime.lua_call_stack_size", "must be at least 1");
+        }
+        if self.runtime.lua_registry_size < 128 {
+            return fail("runtime.lua_registry_size", "must be at least 128");
+        }
+        if self.runtime.lua_call_timeout_ms == 0 {
+            return fail("runtime.lua_call_timeout_ms", "must be greater than 0");
+        }
+        if self.runtime.lua_memory_limit_bytes < 1024 * 1024 {
+            return fail(
+                "runtime.lua_memory_limit_bytes",
+                "must be at least 1048576 (1 MiB)",
+            );
         }
         if !self.database.url.is_empty() && !self.database.url.starts_with("sqlite:") {
             return fail(

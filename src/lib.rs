@@ -7,6 +7,7 @@
 pub mod api;
 pub mod config;
 pub mod core;
+pub mod runtime;
 pub mod store;
 
 use std::future::Future;
@@ -21,6 +22,8 @@ pub enum StartError {
     Store(#[from] crate::core::store::StoreError),
     #[error("core: {0}")]
     Core(#[from] crate::core::CoreError),
+    #[error("Lua modules: {0}")]
+    Runtime(String),
 }
 
 /// Builds the core on the configured store.
@@ -49,19 +52,35 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let core = build_core(&config).await?;
-    serve(core, config, listener, shutdown).await;
+    let runtime = start_runtime(&config, core.clone()).await?;
+    serve(core, runtime, config, listener, shutdown).await;
     Ok(())
 }
 
-/// Serves an existing core (tests use this to reach the core directly, as Lua will).
+/// Loads the Lua modules of `runtime.path` and starts the VM pool.
+pub async fn start_runtime(
+    config: &Config,
+    core: Arc<core::Core>,
+) -> Result<Arc<runtime::Runtime>, StartError> {
+    let settings = runtime::Settings::from_config(&config.runtime);
+    let rt = runtime::Runtime::start(settings, core, env!("CARGO_PKG_VERSION"))
+        .await
+        .map_err(StartError::Runtime)?;
+    tracing::info!(modules = rt.modules().len(), "Lua modules loaded");
+    Ok(Arc::new(rt))
+}
+
+/// Serves an existing core and runtime (tests use this to reach the core directly).
 pub async fn serve(
     core: Arc<core::Core>,
+    runtime: Arc<runtime::Runtime>,
     config: Config,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let ctx = Arc::new(api::Ctx {
         core,
+        runtime,
         config: Arc::new(config),
     });
     if let Ok(addr) = listener.local_addr() {

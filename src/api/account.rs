@@ -10,12 +10,13 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::error::ApiError;
+use super::hooks::{self, http_info, HttpInfo};
 use super::{
     auth, body_limited, decode_body, json_reply, parse_bool_param, query_get, query_pairs,
     with_ctx, Ctx,
 };
 use crate::core::accounts::{AuthOptions, Authenticated};
-use crate::core::sessions::{SessionUser, Tokens};
+use crate::core::sessions::SessionUser;
 use crate::core::time::rfc3339_secs;
 
 pub fn routes(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -33,13 +34,44 @@ pub fn routes(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Rejec
 }
 
 /// The `account` body of every authenticate call; only the fields its kind uses are read.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(default)]
 struct AccountBody {
+    #[serde(skip_serializing_if = "String::is_empty")]
     id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     email: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     password: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     vars: BTreeMap<String, String>,
+}
+
+/// An authenticate request in its protojson form, as request hooks see it.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(default)]
+struct AuthenticateRequest {
+    account: AccountBody,
+    create: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    username: String,
+}
+
+/// Runs the before-hook of `method` over a typed request.
+async fn hooked<T: Serialize + serde::de::DeserializeOwned>(
+    ctx: &Arc<Ctx>,
+    method: &str,
+    call: &crate::runtime::CallContext,
+    request: T,
+) -> Result<(T, serde_json::Value), Rejection> {
+    let value = serde_json::to_value(&request).map_err(|e| ApiError::invalid(e.to_string()))?;
+    if !ctx.runtime.has_before(method) && !ctx.runtime.has_after(method) {
+        return Ok((request, value));
+    }
+    let value = hooks::before(ctx, method, call, value).await?;
+    let typed =
+        serde_json::from_value(value.clone()).map_err(|e| ApiError::invalid(e.to_string()))?;
+    Ok((typed, value))
 }
 
 #[derive(Serialize)]
@@ -48,14 +80,6 @@ struct SessionBody {
     created: bool,
     token: String,
     refresh_token: String,
-}
-
-fn session_reply(tokens: Tokens, created: bool) -> Response {
-    json_reply(&SessionBody {
-        created,
-        token: tokens.token,
-        refresh_token: tokens.refresh_token,
-    })
 }
 
 /// POST /v2/account/authenticate/{device|custom|email}?create=&username=
@@ -73,39 +97,69 @@ fn authenticate(
         .and(auth::server_key(ctx.clone()))
         .and(query_pairs())
         .and(body_limited(limit))
+        .and(http_info())
         .and(with_ctx(ctx))
-        .and_then(
-            move |query: Vec<(String, String)>, body: Bytes, ctx: Arc<Ctx>| async move {
-                let create = match query_get(&query, "create") {
-                    Some(v) => parse_bool_param("create", v)?,
-                    None => true,
-                };
-                let body: AccountBody = decode_body(&body)?;
-                let opts = AuthOptions {
-                    create,
-                    username: query_get(&query, "username").unwrap_or("").to_string(),
-                    vars: body.vars,
-                };
-                let accounts = &ctx.core.accounts;
-                let done: Authenticated = match kind {
-                    "device" => accounts.authenticate_device(&body.id, opts).await,
-                    "custom" => accounts.authenticate_custom(&body.id, opts).await,
-                    _ => {
-                        accounts
-                            .authenticate_email(&body.email, &body.password, opts)
-                            .await
-                    }
-                }?;
-                Ok::<_, Rejection>(session_reply(done.tokens, done.created))
-            },
-        )
+        .and_then(move |query, body, info, ctx| authenticate_handler(kind, query, body, info, ctx))
 }
 
-#[derive(Debug, Default, Deserialize)]
+async fn authenticate_handler(
+    kind: &'static str,
+    query: Vec<(String, String)>,
+    body: Bytes,
+    info: HttpInfo,
+    ctx: Arc<Ctx>,
+) -> Result<Response, Rejection> {
+    let create = match query_get(&query, "create") {
+        Some(v) => parse_bool_param("create", v)?,
+        None => true,
+    };
+    let request = AuthenticateRequest {
+        account: decode_body(&body)?,
+        create,
+        username: query_get(&query, "username").unwrap_or("").to_string(),
+    };
+    let method = match kind {
+        "device" => "AuthenticateDevice",
+        "custom" => "AuthenticateCustom",
+        _ => "AuthenticateEmail",
+    };
+    let call = info.context(None);
+    let (request, raw) = hooked(&ctx, method, &call, request).await?;
+    let body = request.account;
+    let opts = AuthOptions {
+        create: request.create,
+        username: request.username,
+        vars: body.vars,
+    };
+    let accounts = &ctx.core.accounts;
+    let done: Authenticated = match kind {
+        "device" => accounts.authenticate_device(&body.id, opts).await,
+        "custom" => accounts.authenticate_custom(&body.id, opts).await,
+        _ => {
+            accounts
+                .authenticate_email(&body.email, &body.password, opts)
+                .await
+        }
+    }?;
+    let reply = SessionBody {
+        created: done.created,
+        token: done.tokens.token,
+        refresh_token: done.tokens.refresh_token,
+    };
+    if ctx.runtime.has_after(method) {
+        let response = serde_json::to_value(&reply).unwrap_or_default();
+        hooks::after(&ctx, method, &call, response, raw).await;
+    }
+    Ok(json_reply(&reply))
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(default)]
 struct RefreshBody {
     token: String,
-    vars: Option<BTreeMap<String, String>>,
+    /// An empty map is "not given", as in proto3: the token's vars are kept.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    vars: BTreeMap<String, String>,
 }
 
 /// POST /v2/account/session/refresh
@@ -115,11 +169,25 @@ fn refresh(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Rejectio
         .and(warp::post())
         .and(auth::server_key(ctx.clone()))
         .and(body_limited(limit))
+        .and(http_info())
         .and(with_ctx(ctx))
-        .and_then(|body: Bytes, ctx: Arc<Ctx>| async move {
-            let body: RefreshBody = decode_body(&body)?;
-            let tokens = ctx.core.accounts.refresh(&body.token, body.vars).await?;
-            Ok::<_, Rejection>(session_reply(tokens, false))
+        .and_then(|body: Bytes, info: HttpInfo, ctx: Arc<Ctx>| async move {
+            const METHOD: &str = "SessionRefresh";
+            let call = info.context(None);
+            let (body, raw): (RefreshBody, _) =
+                hooked(&ctx, METHOD, &call, decode_body(&body)?).await?;
+            let vars = Some(body.vars).filter(|v| !v.is_empty());
+            let tokens = ctx.core.accounts.refresh(&body.token, vars).await?;
+            let reply = SessionBody {
+                created: false,
+                token: tokens.token,
+                refresh_token: tokens.refresh_token,
+            };
+            if ctx.runtime.has_after(METHOD) {
+                let response = serde_json::to_value(&reply).unwrap_or_default();
+                hooks::after(&ctx, METHOD, &call, response, raw).await;
+            }
+            Ok::<_, Rejection>(json_reply(&reply))
         })
 }
 
@@ -164,7 +232,7 @@ fn account(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Rejectio
             let account = ctx
                 .core
                 .accounts
-                .account(&user)
+                .account(user.user_id)
                 .await
                 .map_err(ApiError::from)?;
             let u = &account.user;

@@ -8,7 +8,9 @@
 pub mod account;
 pub mod auth;
 pub mod error;
+pub mod hooks;
 pub mod notifications;
+pub mod rpc;
 pub mod socket;
 pub mod wire;
 
@@ -30,6 +32,7 @@ use error::ApiError;
 /// What every handler can reach.
 pub struct Ctx {
     pub core: Arc<Core>,
+    pub runtime: Arc<crate::runtime::Runtime>,
     pub config: Arc<Config>,
 }
 
@@ -58,6 +61,8 @@ pub fn routes(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Infal
         .or(account::routes(ctx.clone()))
         .unify()
         .or(notifications::routes(ctx.clone()))
+        .unify()
+        .or(rpc::route(ctx.clone()))
         .unify()
         .or(socket::route(ctx))
         .unify()

@@ -3,18 +3,23 @@
 use std::sync::Arc;
 
 use serde::Serialize;
+use serde_json::Value;
 use uuid::Uuid;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::error::ApiError;
+use super::hooks::{self, http_info, HttpInfo};
 use super::wire::{View, WireNotification};
-use super::{auth, json_reply, query_get, query_pairs, with_ctx, Ctx};
+use super::{auth, json_reply, query_get, query_pairs, raw_json_reply, with_ctx, Ctx};
 use crate::core::notifications::CursorMode;
 use crate::core::sessions::SessionUser;
 
 /// Nakama's REST bounds for `limit`.
 const MAX_LIMIT: i64 = 100;
+/// Hook names of these routes (`nk.register_req_before(fn, "ListNotifications")`).
+const LIST: &str = "ListNotifications";
+const DELETE: &str = "DeleteNotifications";
 
 pub fn routes(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     list(ctx.clone()).or(delete(ctx)).unify()
@@ -26,6 +31,7 @@ fn list(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Rejection> 
         .and(warp::get())
         .and(auth::session(ctx.clone()))
         .and(query_pairs())
+        .and(http_info())
         .and(with_ctx(ctx))
         .and_then(list_handler)
 }
@@ -36,14 +42,16 @@ fn delete(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Rejection
         .and(warp::delete())
         .and(auth::session(ctx.clone()))
         .and(query_pairs())
+        .and(http_info())
         .and(with_ctx(ctx))
         .and_then(delete_handler)
 }
 
-/// `limit` as the gateway parses an Int32Value: absent means 1 here (Nakama's default).
-fn parse_limit(raw: Option<&str>) -> Result<usize, ApiError> {
+/// `limit` as the gateway parses an Int32Value (syntax only; the range is checked later,
+/// after a before-hook may have changed it).
+fn parse_limit_param(raw: Option<&str>) -> Result<Option<i64>, ApiError> {
     let Some(raw) = raw else {
-        return Ok(1);
+        return Ok(None);
     };
     let n: i64 = raw.parse().map_err(|e: std::num::ParseIntError| {
         let why = match e.kind() {
@@ -61,6 +69,12 @@ fn parse_limit(raw: Option<&str>) -> Result<usize, ApiError> {
             "parsing field \"limit\": strconv.ParseInt: parsing \"{raw}\": value out of range"
         )));
     }
+    Ok(Some(n))
+}
+
+/// The page size: absent means 1 (Nakama's default), otherwise 1..=100.
+fn check_limit(limit: Option<i64>) -> Result<usize, ApiError> {
+    let n = limit.unwrap_or(1);
     if !(1..=MAX_LIMIT).contains(&n) {
         return Err(ApiError::invalid(
             "Invalid limit - limit must be between 1 and 100.",
@@ -80,10 +94,23 @@ struct ListBody<'a> {
 async fn list_handler(
     user: SessionUser,
     query: Vec<(String, String)>,
+    info: HttpInfo,
     ctx: Arc<Ctx>,
 ) -> Result<Response, Rejection> {
-    let limit = parse_limit(query_get(&query, "limit"))?;
-    let cursor = query_get(&query, "cacheable_cursor").unwrap_or("");
+    let mut request = serde_json::Map::new();
+    if let Some(limit) = parse_limit_param(query_get(&query, "limit"))? {
+        request.insert("limit".into(), limit.into());
+    }
+    if let Some(cursor) = query_get(&query, "cacheable_cursor").filter(|c| !c.is_empty()) {
+        request.insert("cacheable_cursor".into(), cursor.into());
+    }
+    let call = info.context(Some(&user));
+    let request = hooks::before(&ctx, LIST, &call, request.into()).await?;
+    let limit = check_limit(request.get("limit").and_then(Value::as_i64))?;
+    let cursor = request
+        .get("cacheable_cursor")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let page = ctx
         .core
         .notifications
@@ -97,7 +124,12 @@ async fn list_handler(
             .collect(),
         cacheable_cursor: page.cursor.unwrap_or_default(),
     };
-    Ok(json_reply(&body))
+    let text = serde_json::to_string(&body).unwrap_or_else(|_| "{}".into());
+    if ctx.runtime.has_after(LIST) {
+        let response = serde_json::from_str(&text).unwrap_or_default();
+        hooks::after(&ctx, LIST, &call, response, request).await;
+    }
+    Ok(raw_json_reply(text))
 }
 
 /// A notification id in any spelling PostgreSQL accepts for a UUID: hyphenated, 32 hex
@@ -120,17 +152,36 @@ pub fn parse_notification_id(raw: &str) -> Result<Uuid, ApiError> {
 async fn delete_handler(
     user: SessionUser,
     query: Vec<(String, String)>,
+    info: HttpInfo,
     ctx: Arc<Ctx>,
 ) -> Result<Response, Rejection> {
-    let ids = query
+    let raw_ids: Vec<&str> = query
         .iter()
         .filter(|(k, _)| k == "ids")
-        .map(|(_, v)| parse_notification_id(v))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let mut request = serde_json::Map::new();
+    if !raw_ids.is_empty() {
+        request.insert("ids".into(), raw_ids.into());
+    }
+    let call = info.context(Some(&user));
+    let request = hooks::before(&ctx, DELETE, &call, request.into()).await?;
+    let ids = match request.get("ids") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| parse_notification_id(v.as_str().unwrap_or("")))
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => return Err(ApiError::invalid("ids must be a list of notification ids").into()),
+    };
+    if ids.is_empty() {
+        return Ok(json_reply(&serde_json::json!({})));
+    }
     ctx.core
         .notifications
         .delete(ids, Some(user.user_id))
         .await?;
+    hooks::after(&ctx, DELETE, &call, serde_json::json!({}), request).await;
     Ok(json_reply(&serde_json::json!({})))
 }
 
@@ -140,6 +191,7 @@ mod tests {
 
     #[test]
     fn limits() {
+        let parse_limit = |raw: Option<&str>| parse_limit_param(raw).and_then(check_limit);
         assert_eq!(parse_limit(None).unwrap(), 1);
         assert_eq!(parse_limit(Some("100")).unwrap(), 100);
         for (raw, msg) in [

@@ -6,6 +6,9 @@
 //! pipeline does. A close request first flushes what is already queued (so a final
 //! notification such as the single-socket -7 arrives before the close frame).
 
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +26,8 @@ use crate::core::notifications::Notification;
 use crate::core::presence::{Event, Outbound, SessionHandle};
 use crate::core::sessions::SessionUser;
 use crate::core::time::now_micros;
+use crate::core::Code;
+use crate::runtime::CallContext;
 
 /// Realtime message keys Nakama understands but Tidings does not serve yet; they get an error
 /// reply instead of closing the socket as an unknown key does.
@@ -65,6 +70,7 @@ pub fn route(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Reject
         .and(warp::get())
         .and(query_pairs())
         .and(warp::header::optional::<String>("authorization"))
+        .and(warp::addr::remote())
         .and(warp::ws())
         .and(with_ctx(ctx))
         .map(handshake)
@@ -77,6 +83,7 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
 fn handshake(
     query: Vec<(String, String)>,
     authorization: Option<String>,
+    peer: Option<SocketAddr>,
     ws: Ws,
     ctx: Arc<Ctx>,
 ) -> Response {
@@ -102,10 +109,19 @@ fn handshake(
         query_get(&query, "status").unwrap_or(""),
         "1" | "t" | "T" | "TRUE" | "true" | "True"
     );
+    let lang = query_get(&query, "lang")
+        .filter(|l| !l.is_empty())
+        .map(str::to_string);
     let cfg = &ctx.config.socket;
+    let session = Session {
+        user,
+        status,
+        lang,
+        peer,
+    };
     ws.max_message_size(cfg.max_message_size_bytes)
         .max_frame_size(cfg.max_message_size_bytes)
-        .on_upgrade(move |socket| run_session(socket, user, status, ctx))
+        .on_upgrade(move |socket| run_session(socket, session, ctx))
         .into_response()
 }
 
@@ -113,6 +129,12 @@ fn handshake(
 enum Step {
     Continue,
     Reply(String),
+    /// Call an RPC, then reply with its result.
+    Rpc {
+        cid: Option<String>,
+        id: String,
+        payload: String,
+    },
     /// Send the frame (if any), then close with the reason.
     Close(Option<String>, &'static str),
 }
@@ -155,11 +177,21 @@ fn handle_text(text: &str) -> Step {
         "ping" => Step::Reply(envelope(cid, "pong", json!({}))),
         "pong" => Step::Continue,
         "rpc" => {
-            let id = body.get("id").and_then(Value::as_str).unwrap_or("");
+            let (id, payload) = match (body.get("id"), body.get("payload")) {
+                (Some(Value::String(id)), None) => (id.as_str(), ""),
+                (Some(Value::String(id)), Some(Value::String(p))) => (id.as_str(), p.as_str()),
+                (None, None) => ("", ""),
+                (None, Some(Value::String(p))) => ("", p.as_str()),
+                _ => return MALFORMED,
+            };
             if id.is_empty() {
                 Step::Reply(error_envelope(cid, 3, "RPC ID must be set"))
             } else {
-                Step::Reply(error_envelope(cid, 6, "RPC function not found"))
+                Step::Rpc {
+                    cid: cid.map(str::to_string),
+                    id: id.to_string(),
+                    payload: payload.to_string(),
+                }
             }
         }
         k if KNOWN_UNSUPPORTED.contains(&k) => Step::Reply(error_envelope(
@@ -168,6 +200,35 @@ fn handle_text(text: &str) -> Step {
             &format!("{k} is not supported by this server"),
         )),
         _ => MALFORMED,
+    }
+}
+
+/// Runs an RPC for the socket and returns the reply frame (NAKAMA-SPEC §4.4).
+async fn call_rpc(
+    ctx: Arc<Ctx>,
+    cid: Option<String>,
+    id: String,
+    payload: String,
+    call: CallContext,
+) -> String {
+    let cid = cid.as_deref();
+    if !ctx.runtime.has_rpc(&id) {
+        return error_envelope(cid, 6, "RPC function not found");
+    }
+    match ctx.runtime.rpc(&id, call, payload).await {
+        Ok(result) => {
+            let mut body = Map::new();
+            body.insert("id".into(), id.into());
+            // protojson omits an empty string, so "" and nil look the same on the wire.
+            if let Some(result) = result.filter(|r| !r.is_empty()) {
+                body.insert("payload".into(), result.into());
+            }
+            envelope(cid, "rpc", Value::Object(body))
+        }
+        Err(e) if e.code == Code::NotFound && e.message == "RPC function not found" => {
+            error_envelope(cid, 6, &e.message)
+        }
+        Err(e) => error_envelope(cid, 7, &e.message),
     }
 }
 
@@ -185,7 +246,21 @@ fn single_socket_notice(user_id: uuid::Uuid) -> Arc<Outbound> {
     }]))
 }
 
-async fn run_session(socket: WebSocket, user: SessionUser, status: bool, ctx: Arc<Ctx>) {
+/// Who opened a socket, and how.
+struct Session {
+    user: SessionUser,
+    status: bool,
+    lang: Option<String>,
+    peer: Option<SocketAddr>,
+}
+
+async fn run_session(socket: WebSocket, session: Session, ctx: Arc<Ctx>) {
+    let Session {
+        user,
+        status,
+        lang,
+        peer,
+    } = session;
     let cfg = ctx.config.socket.clone();
     let presence = ctx.core.presence.clone();
     if ctx.config.session.single_socket {
@@ -216,6 +291,10 @@ async fn run_session(socket: WebSocket, user: SessionUser, status: bool, ctx: Ar
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     ping.tick().await;
     let mut deadline = Instant::now() + pong_wait;
+    // An RPC in progress: frames from the client wait (envelopes are handled in order) while
+    // pushes and pings keep flowing.
+    let mut pending: Option<Pin<Box<dyn Future<Output = String> + Send>>> = None;
+    let lang = lang.unwrap_or_else(|| "en".to_string());
 
     let close_reason: Option<String> = loop {
         if !send_ok {
@@ -238,11 +317,16 @@ async fn run_session(socket: WebSocket, user: SessionUser, status: bool, ctx: Ar
             _ = ping.tick() => {
                 send_ok = send(&mut tx, Message::ping(Vec::new()), write_wait).await;
             }
-            _ = sleep_until(deadline) => {
+            frame = async { pending.as_mut().expect("guarded").await }, if pending.is_some() => {
+                pending = None;
+                deadline = Instant::now() + pong_wait;
+                send_ok = send(&mut tx, Message::text(frame), write_wait).await;
+            }
+            _ = sleep_until(deadline), if pending.is_none() => {
                 tracing::debug!(session = %handle.session_id, "no activity within pong wait");
                 break None;
             }
-            incoming = rx.next() => {
+            incoming = rx.next(), if pending.is_none() => {
                 let msg = match incoming {
                     None => break None,
                     Some(Err(e)) => {
@@ -265,6 +349,20 @@ async fn run_session(socket: WebSocket, user: SessionUser, status: bool, ctx: Ar
                     Step::Continue => {}
                     Step::Reply(frame) => {
                         send_ok = send(&mut tx, Message::text(frame), write_wait).await;
+                    }
+                    Step::Rpc { cid, id, payload } => {
+                        let call = CallContext {
+                            user_id: Some(user.user_id),
+                            username: Some(user.username.clone()),
+                            vars: user.vars.clone(),
+                            session_exp: Some(user.expires_at),
+                            session_id: Some(handle.session_id.to_string()),
+                            lang: Some(lang.clone()),
+                            client_ip: peer.map(|a| a.ip().to_string()),
+                            client_port: peer.map(|a| a.port().to_string()),
+                            ..CallContext::default()
+                        };
+                        pending = Some(Box::pin(call_rpc(ctx.clone(), cid, id, payload, call)));
                     }
                     Step::Close(frame, reason) => {
                         if let Some(frame) = frame {
@@ -320,6 +418,7 @@ mod tests {
         match handle_text(text) {
             Step::Reply(s) => s,
             Step::Continue => "continue".into(),
+            Step::Rpc { cid, id, payload } => format!("rpc {cid:?} {id} {payload}"),
             Step::Close(f, r) => format!("close {r} {f:?}"),
         }
     }

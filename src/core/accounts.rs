@@ -8,12 +8,14 @@ use rand::Rng;
 use uuid::Uuid;
 
 use super::error::{Code, CoreError, CoreResult};
-use super::sessions::{SessionUser, Sessions, Tokens};
+use super::sessions::{Sessions, Tokens};
 use super::store::{NewIdentity, Store, StoreError, UserRecord};
 use super::time::now_secs;
 
 /// bcrypt work factor; Nakama uses Go's default cost of 10.
 const BCRYPT_COST: u32 = 10;
+/// Most users one lookup may ask for.
+pub const MAX_LOOKUP: usize = 1000;
 
 /// Options every authenticate call shares.
 #[derive(Debug, Clone, Default)]
@@ -324,11 +326,11 @@ impl Accounts {
         self.sessions.refreshed(&old, &user.username, vars)
     }
 
-    /// The caller's own account.
-    pub async fn account(&self, caller: &SessionUser) -> CoreResult<Account> {
+    /// One user's account (the caller's own over REST; any user's from a script).
+    pub async fn account(&self, user_id: Uuid) -> CoreResult<Account> {
         let user = self
             .store
-            .user_by_id(caller.user_id)
+            .user_by_id(user_id)
             .await
             .map_err(|e| CoreError::internal("Error retrieving user account.", e))?
             .ok_or_else(not_found)?;
@@ -340,8 +342,32 @@ impl Accounts {
         Ok(Account { user, devices })
     }
 
+    /// Users by username; unknown names are skipped.
+    pub async fn users_by_username(&self, names: &[String]) -> CoreResult<Vec<UserRecord>> {
+        if names.len() > MAX_LOOKUP {
+            return Err(CoreError::invalid(format!(
+                "at most {MAX_LOOKUP} usernames"
+            )));
+        }
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            if let Some(user) = self
+                .store
+                .user_by_username(name)
+                .await
+                .map_err(|e| CoreError::internal("Error retrieving users.", e))?
+            {
+                out.push(user);
+            }
+        }
+        Ok(out)
+    }
+
     /// Users by id, for scripts and later social features. Unknown ids are skipped.
     pub async fn users(&self, ids: &[Uuid]) -> CoreResult<Vec<UserRecord>> {
+        if ids.len() > MAX_LOOKUP {
+            return Err(CoreError::invalid(format!("at most {MAX_LOOKUP} user ids")));
+        }
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(user) = self

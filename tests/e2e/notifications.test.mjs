@@ -14,11 +14,7 @@
 //   body must be JSON ({}), an empty 200 body would make response.json() throw.
 //
 // ---------------------------------------------------------------------------------------------
-// SEND/RECEIVE FLOW GOES HERE once the Lua runtime exists: a test module in <data_dir>/modules
-// with an RPC that calls nk.notification_send / nk.notifications_send; a socket receiving the
-// push via socket.onnotification (no cid, content already JSON.parse'd by nakama-js); then
-// listNotifications returning the persistent ones oldest-first with a cursor, a cached cursor
-// returning only newer ones, and deleteNotifications removing them.
+// The send/receive flow through Lua RPCs is in flow.test.mjs.
 // ---------------------------------------------------------------------------------------------
 import { test } from "node:test";
 import assert from "node:assert/strict";

@@ -16,7 +16,9 @@
 //
 // The server is started as:
 //   $TIDINGS_BIN --data_dir <fresh temp dir> --socket.address 127.0.0.1 --socket.port <free port> [extra args]
-// and is considered up when GET /healthcheck answers 200.
+// and is considered up when GET /healthcheck answers 200. Unless the extra args name a
+// --runtime.path (flow.test.mjs loads tests/e2e/modules), `--runtime.path <temp dir>/no-modules`
+// is added: a directory that does not exist, so no Lua modules are loaded.
 //
 // Notes on nakama-js 2.8.0 under Node 20 (read from its dist/nakama-js.esm.mjs):
 // - Node 20 has no global WebSocket; the client does `new WebSocket(url)`, so the `ws`
@@ -103,6 +105,9 @@ export async function startServer(extraArgs = []) {
     "--data_dir", dataDir,
     "--socket.address", HOST,
     "--socket.port", String(port),
+    // No Lua modules unless the test file asks for some: the default runtime.path ("modules",
+    // relative to the working directory) would otherwise pick up tests/e2e/modules.
+    ...(extraArgs.includes("--runtime.path") ? [] : ["--runtime.path", path.join(dataDir, "no-modules")]),
     ...extraArgs,
   ];
   const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });

@@ -5,9 +5,11 @@
 //! - `notifications`: core send -> sockets -> REST list/delete, cursor rules, send_all
 //! - `socket`: handshake, envelopes, limits, single_socket
 //! - `durability`: what survives a restart
+//! - `lua`: modules, the `nk` API, RPC over HTTP and socket, sandbox, limits, hooks
 
 mod accounts;
 mod durability;
+mod lua;
 mod notifications;
 mod socket;
 mod support;

@@ -18,6 +18,11 @@ use tidings::core::Core;
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// A Lua fixture directory under tests/modules.
+pub fn fixtures(name: &str) -> String {
+    format!("{}/tests/modules/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
 /// How long any single wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(5);
 
@@ -54,11 +59,18 @@ impl Server {
             data_dir: dir.path().to_path_buf(),
             ..Config::default()
         };
+        // No modules unless a test asks for some, and a small VM pool.
+        config.runtime.path = dir.path().join("no-modules");
+        config.runtime.lua_min_count = 1;
+        config.runtime.lua_max_count = 4;
         for (k, v) in settings {
             config.set(k, v).expect("test setting");
         }
         config.validate().expect("valid test config");
         let core = tidings::build_core(&config).await.expect("core");
+        let runtime = tidings::start_runtime(&config, core.clone())
+            .await
+            .expect("Lua modules load");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -66,6 +78,7 @@ impl Server {
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(tidings::serve(
             core.clone(),
+            runtime,
             config.clone(),
             listener,
             async {
@@ -145,6 +158,18 @@ impl Server {
             req = req.body(body.to_string());
         }
         status_json(req.send().await.expect("request")).await
+    }
+
+    /// POST /v2/rpc/{id} with a session token; `payload` is JSON-encoded as a string.
+    pub async fn rpc(&self, id: &str, token: &str, payload: &str) -> (u16, Value) {
+        let body = serde_json::to_string(payload).expect("encode");
+        self.call(
+            reqwest::Method::POST,
+            &format!("/v2/rpc/{id}"),
+            Some(token),
+            Some(&body),
+        )
+        .await
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {

@@ -1,0 +1,204 @@
+//! The Lua runtime: modules from `runtime.path`, a pool of sandboxed Lua 5.1 VMs on their own
+//! threads, the `nk` table, RPCs and request hooks.
+//!
+//! Why PUC Lua 5.1 (see ARCHITECTURE.md): Nakama's modules are Lua 5.1; a count hook stops
+//! every runaway loop in PUC Lua (LuaJIT's compiled loops never run the hook), a memory limit
+//! works, and a `notification_send` costs the same on every VM we measured because most of it
+//! is converting the content table to JSON.
+//!
+//! Every VM evaluates every module itself, so a VM never shares Lua state with another; what a
+//! script writes to a global stays in that VM, as with Nakama's read-only globals. The first VM
+//! is the reference: it is built before the server starts, its load error (file, line,
+//! message) refuses start-up, and its registrations are the RPC ids and hooks the doors see.
+
+pub mod context;
+pub mod convert;
+pub mod modules;
+pub mod nk;
+mod pool;
+pub mod sandbox;
+pub mod vm;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+pub use context::CallContext;
+use vm::{CallArgs, CallOutput};
+
+use crate::config::RuntimeConfig;
+use crate::core::{Code, Core};
+
+/// The runtime's settings (from `config::RuntimeConfig`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub path: PathBuf,
+    pub min_count: usize,
+    pub max_count: usize,
+    pub call_timeout_ms: u64,
+    pub memory_limit_bytes: usize,
+    pub api_stacktrace: bool,
+}
+
+impl Settings {
+    pub fn from_config(c: &RuntimeConfig) -> Settings {
+        Settings {
+            path: c.path.clone(),
+            min_count: c.lua_min_count,
+            max_count: c.lua_max_count.max(1),
+            call_timeout_ms: c.lua_call_timeout_ms,
+            memory_limit_bytes: c.lua_memory_limit_bytes,
+            api_stacktrace: c.lua_api_stacktrace,
+        }
+    }
+}
+
+/// A script failure as a door reports it: a gRPC code and a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeError {
+    pub code: Code,
+    pub message: String,
+}
+
+impl RuntimeError {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        RuntimeError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The key Nakama stores a request hook under: `/nakama.api.nakama/<method>`, lowercased.
+pub fn hook_key(method: &str) -> String {
+    format!("/nakama.api.nakama/{}", method.to_ascii_lowercase())
+}
+
+pub struct Runtime {
+    pool: pool::Pool,
+    rpcs: HashSet<String>,
+    before: HashSet<String>,
+    after: HashSet<String>,
+    module_names: Vec<String>,
+}
+
+impl Runtime {
+    /// Loads every module into the reference VM and starts the pool. Fails with the first
+    /// module error (file:line: message).
+    pub async fn start(
+        settings: Settings,
+        core: Arc<Core>,
+        version: &str,
+    ) -> Result<Runtime, String> {
+        let path = settings.path.clone();
+        let modules = tokio::task::spawn_blocking(move || modules::discover(&path))
+            .await
+            .map_err(|e| e.to_string())??;
+        let module_names = modules.iter().map(|m| m.name.clone()).collect();
+        let shared = Arc::new(vm::Shared {
+            node: context::NodeInfo {
+                node: core.node.clone(),
+                version: version.to_string(),
+            },
+            core,
+            handle: tokio::runtime::Handle::current(),
+            settings,
+            modules,
+            run_once_done: Default::default(),
+        });
+        let (pool, (rpcs, before, after)) = pool::Pool::start(shared).await?;
+        Ok(Runtime {
+            pool,
+            rpcs: rpcs.into_iter().collect(),
+            before: before.into_iter().collect(),
+            after: after.into_iter().collect(),
+            module_names,
+        })
+    }
+
+    /// Module names, in load order.
+    pub fn modules(&self) -> &[String] {
+        &self.module_names
+    }
+
+    /// Whether an RPC with this (case-insensitive) id is registered.
+    pub fn has_rpc(&self, id: &str) -> bool {
+        self.rpcs.contains(&id.to_lowercase())
+    }
+
+    pub fn has_before(&self, method: &str) -> bool {
+        self.before.contains(&hook_key(method))
+    }
+
+    pub fn has_after(&self, method: &str) -> bool {
+        self.after.contains(&hook_key(method))
+    }
+
+    async fn run(
+        &self,
+        target: String,
+        ctx: CallContext,
+        args: CallArgs,
+    ) -> Result<CallOutput, RuntimeError> {
+        let (reply, wait) = oneshot::channel();
+        self.pool.submit(pool::Job {
+            target,
+            ctx,
+            args,
+            reply,
+        })?;
+        wait.await
+            .map_err(|_| RuntimeError::new(Code::Internal, "Lua VM stopped during the call"))?
+    }
+
+    /// Calls an RPC; `Ok(None)` is a nil result.
+    pub async fn rpc(
+        &self,
+        id: &str,
+        ctx: CallContext,
+        payload: String,
+    ) -> Result<Option<String>, RuntimeError> {
+        match self
+            .run(id.to_lowercase(), ctx, CallArgs::Rpc { payload })
+            .await?
+        {
+            CallOutput::Rpc(v) => Ok(v),
+            _ => Err(RuntimeError::new(Code::Internal, "unexpected RPC result")),
+        }
+    }
+
+    /// Runs the before-hook of `method` on `request` (its protojson form). `Ok(None)` means
+    /// the hook returned nil: the request must be refused.
+    pub async fn before(
+        &self,
+        method: &str,
+        ctx: CallContext,
+        request: serde_json::Value,
+    ) -> Result<Option<serde_json::Value>, RuntimeError> {
+        match self
+            .run(hook_key(method), ctx, CallArgs::Before { request })
+            .await?
+        {
+            CallOutput::Before(v) => Ok(v),
+            _ => Err(RuntimeError::new(Code::Internal, "unexpected hook result")),
+        }
+    }
+
+    /// Runs the after-hook of `method`. Its errors are logged, never returned to clients.
+    pub async fn after(
+        &self,
+        method: &str,
+        ctx: CallContext,
+        response: serde_json::Value,
+        request: serde_json::Value,
+    ) {
+        let result = self
+            .run(hook_key(method), ctx, CallArgs::After { response, request })
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(method, error = %e.message, "after-hook failed");
+        }
+    }
+}

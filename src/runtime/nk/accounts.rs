@@ -1,0 +1,124 @@
+//! Reading users from scripts: `users_get_id`, `users_get_username`, `account_get_id`.
+
+use mlua::{Lua, MultiValue, Table, Value};
+use uuid::Uuid;
+
+use super::{ret, shared, Args, NkError, NkResult, Raw};
+use crate::core::store::UserRecord;
+use crate::runtime::convert;
+
+pub const FUNCTIONS: &[(&str, Raw)] = &[
+    ("users_get_id", users_get_id),
+    ("users_get_username", users_get_username),
+    ("account_get_id", account_get_id),
+];
+
+/// A Lua array of strings, at most `max` long.
+fn string_list(args: &Args, n: usize, what: &str, max: usize) -> NkResult<Vec<String>> {
+    let Some(t) = args.opt_table(n)? else {
+        return Ok(Vec::new());
+    };
+    let len = t.raw_len();
+    if len == 0 && t.pairs::<Value, Value>().next().is_some() {
+        return Err(args.error(n, &format!("invalid {what}s list")));
+    }
+    if len > max {
+        return Err(args.error(n, &format!("expects at most {max} {what}")));
+    }
+    let mut out = Vec::with_capacity(len);
+    for v in t.sequence_values::<Value>() {
+        match v? {
+            Value::String(s) if !s.as_bytes().is_empty() => out.push(s.to_string_lossy()),
+            _ => return Err(args.error(n, &format!("each {what} must be a string"))),
+        }
+    }
+    Ok(out)
+}
+
+fn user_table(lua: &Lua, u: &UserRecord, online: bool) -> NkResult<Table> {
+    let t = lua.create_table()?;
+    t.set("user_id", u.id.to_string())?;
+    t.set("username", u.username.as_str())?;
+    t.set("display_name", u.display_name.as_str())?;
+    t.set("avatar_url", u.avatar_url.as_str())?;
+    t.set("lang_tag", u.lang_tag.as_str())?;
+    t.set("location", u.location.as_str())?;
+    t.set("timezone", u.timezone.as_str())?;
+    t.set(
+        "metadata",
+        convert::decode(lua, &u.metadata).unwrap_or(Value::Nil),
+    )?;
+    t.set("online", online)?;
+    t.set("edge_count", 0)?;
+    t.set("create_time", u.create_time)?;
+    t.set("update_time", u.update_time)?;
+    Ok(t)
+}
+
+fn users_reply(lua: &Lua, users: Vec<UserRecord>) -> NkResult<MultiValue> {
+    let shared = shared(lua)?;
+    let out = lua.create_table()?;
+    for (i, u) in users.iter().enumerate() {
+        let online = shared.core.presence.is_online(u.id);
+        out.raw_set(i + 1, user_table(lua, u, online)?)?;
+    }
+    ret(lua, out)
+}
+
+/// `nk.users_get_id(user_ids, facebook_ids?)`: unknown ids are skipped.
+fn users_get_id(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
+    let ids = string_list(args, 1, "user id", crate::core::accounts::MAX_LOOKUP)?
+        .iter()
+        .map(|s| {
+            Uuid::parse_str(s).map_err(|_| args.error(1, "each user id must be a valid id string"))
+        })
+        .collect::<NkResult<Vec<_>>>()?;
+    let shared = shared(lua)?;
+    let users = shared
+        .handle
+        .block_on(shared.core.accounts.users(&ids))
+        .map_err(|e| NkError(format!("failed to get users: {}", e.message)))?;
+    users_reply(lua, users)
+}
+
+/// `nk.users_get_username(usernames)`.
+fn users_get_username(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
+    let names = string_list(args, 1, "username", crate::core::accounts::MAX_LOOKUP)?;
+    let shared = shared(lua)?;
+    let users = shared
+        .handle
+        .block_on(shared.core.accounts.users_by_username(&names))
+        .map_err(|e| NkError(format!("failed to get users: {}", e.message)))?;
+    users_reply(lua, users)
+}
+
+/// `nk.account_get_id(user_id)`.
+fn account_get_id(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
+    let id = args.check_string(1)?;
+    let id = Uuid::parse_str(&id).map_err(|_| args.error(1, "invalid user id"))?;
+    let shared = shared(lua)?;
+    let account = shared
+        .handle
+        .block_on(shared.core.accounts.account(id))
+        .map_err(|e| NkError(format!("failed to get account for user_id: {}", e.message)))?;
+    let online = shared.core.presence.is_online(id);
+    // Nakama puts the user's fields at the top level and under `user`.
+    let t = user_table(lua, &account.user, online)?;
+    t.set("user", user_table(lua, &account.user, online)?)?;
+    t.set("wallet", lua.create_table()?)?;
+    if let Some(email) = &account.user.email {
+        t.set("email", email.as_str())?;
+    }
+    if let Some(custom) = &account.user.custom_id {
+        t.set("custom_id", custom.as_str())?;
+    }
+    let devices = lua.create_table()?;
+    for (i, d) in account.devices.iter().enumerate() {
+        let dt = lua.create_table()?;
+        dt.set("id", d.as_str())?;
+        devices.raw_set(i + 1, dt)?;
+    }
+    t.set("devices", devices)?;
+    t.set("disable_time", account.user.disable_time)?;
+    ret(lua, t)
+}

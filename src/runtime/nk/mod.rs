@@ -1,0 +1,199 @@
+//! The `nk` table scripts get from `require("nakama")`: one file per area, every function a
+//! free Rust function registered here.
+//!
+//! Errors: Nakama raises errors as Lua strings positioned at the script line that called the
+//! `nk` function (`modules/x.lua:12: bad argument #2 to notification_send (...)`). A Rust
+//! callback's error would reach Lua as userdata, which scripts cannot match or concatenate, so
+//! each raw function returns `true, results...` or `false, message`, and a one-line Lua
+//! wrapper turns the latter into `error(message, 3)`: the position of the script's call.
+
+mod accounts;
+mod hooks;
+mod notifications;
+mod util;
+
+use mlua::{Function, Lua, MultiValue, Table, Value};
+
+/// A failure to raise in the calling script, already worded for it.
+#[derive(Debug)]
+pub struct NkError(pub String);
+
+pub type NkResult<T> = Result<T, NkError>;
+
+impl From<mlua::Error> for NkError {
+    fn from(e: mlua::Error) -> Self {
+        NkError(e.to_string())
+    }
+}
+
+/// A raw `nk` function: checked arguments in, values out.
+type Raw = fn(&Lua, &Args) -> NkResult<MultiValue>;
+
+/// The arguments of one call, with gopher-lua's checking helpers and messages.
+pub struct Args {
+    name: &'static str,
+    values: Vec<Value>,
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Integer(_) | Value::Number(_) => "number",
+        other => other.type_name(),
+    }
+}
+
+fn number_text(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        format!("{}", n as i64)
+    } else {
+        format!("{n}")
+    }
+}
+
+impl Args {
+    pub fn get(&self, n: usize) -> &Value {
+        self.values.get(n - 1).unwrap_or(&Value::Nil)
+    }
+
+    /// `bad argument #n to f (msg)`.
+    pub fn error(&self, n: usize, msg: &str) -> NkError {
+        NkError(format!("bad argument #{n} to {} ({msg})", self.name))
+    }
+
+    fn type_error(&self, n: usize, expected: &str) -> NkError {
+        self.error(
+            n,
+            &format!("{expected} expected, got {}", type_name(self.get(n))),
+        )
+    }
+
+    pub fn check_string(&self, n: usize) -> NkResult<String> {
+        match self.get(n) {
+            Value::String(s) => Ok(s.to_string_lossy()),
+            Value::Integer(i) => Ok(i.to_string()),
+            Value::Number(f) => Ok(number_text(*f)),
+            _ => Err(self.type_error(n, "string")),
+        }
+    }
+
+    pub fn opt_string(&self, n: usize) -> NkResult<Option<String>> {
+        match self.get(n) {
+            Value::Nil => Ok(None),
+            _ => self.check_string(n).map(Some),
+        }
+    }
+
+    pub fn check_int(&self, n: usize) -> NkResult<i64> {
+        match self.get(n) {
+            Value::Integer(i) => Ok(*i),
+            Value::Number(f) if f.is_finite() => Ok(f.trunc() as i64),
+            _ => Err(self.type_error(n, "number")),
+        }
+    }
+
+    pub fn opt_int(&self, n: usize, default: i64) -> NkResult<i64> {
+        match self.get(n) {
+            Value::Nil => Ok(default),
+            _ => self.check_int(n),
+        }
+    }
+
+    pub fn check_table(&self, n: usize) -> NkResult<Table> {
+        match self.get(n) {
+            Value::Table(t) => Ok(t.clone()),
+            _ => Err(self.type_error(n, "table")),
+        }
+    }
+
+    pub fn opt_table(&self, n: usize) -> NkResult<Option<Table>> {
+        match self.get(n) {
+            Value::Nil => Ok(None),
+            _ => self.check_table(n).map(Some),
+        }
+    }
+
+    pub fn check_function(&self, n: usize) -> NkResult<Function> {
+        match self.get(n) {
+            Value::Function(f) => Ok(f.clone()),
+            _ => Err(self.type_error(n, "function")),
+        }
+    }
+
+    pub fn opt_bool(&self, n: usize, default: bool) -> NkResult<bool> {
+        match self.get(n) {
+            Value::Nil => Ok(default),
+            Value::Boolean(b) => Ok(*b),
+            _ => Err(self.type_error(n, "boolean")),
+        }
+    }
+}
+
+/// Packs results for the wrapper.
+pub fn ret(lua: &Lua, values: impl mlua::IntoLuaMulti) -> NkResult<MultiValue> {
+    Ok(values.into_lua_multi(lua)?)
+}
+
+const WRAP: &str = r#"
+local raw = ...
+local error = error
+local function pass(ok, ...)
+  if ok then return ... end
+  error((...), 3)
+end
+local nk = {}
+for name, f in pairs(raw) do
+  nk[name] = function(...) return pass(f(...)) end
+end
+return nk
+"#;
+
+/// Builds the `nk` table for one VM.
+pub fn build(lua: &Lua) -> mlua::Result<Table> {
+    let raw = lua.create_table()?;
+    let mut all: Vec<(&'static str, Raw)> = Vec::new();
+    all.extend(notifications::FUNCTIONS);
+    all.extend(hooks::FUNCTIONS);
+    all.extend(util::FUNCTIONS);
+    all.extend(accounts::FUNCTIONS);
+    for (name, f) in all {
+        let func = lua.create_function(move |lua, values: MultiValue| {
+            let args = Args {
+                name,
+                values: values.into_vec(),
+            };
+            let mut out = match f(lua, &args) {
+                Ok(v) => v,
+                Err(NkError(msg)) => {
+                    return Ok(MultiValue::from_vec(vec![
+                        Value::Boolean(false),
+                        Value::String(lua.create_string(&msg)?),
+                    ]))
+                }
+            };
+            out.push_front(Value::Boolean(true));
+            Ok(out)
+        })?;
+        raw.set(name, func)?;
+    }
+    lua.load(WRAP).set_name("=nakama").call(raw)
+}
+
+/// The names `nk` offers, for documentation checks.
+pub fn names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = notifications::FUNCTIONS
+        .iter()
+        .chain(hooks::FUNCTIONS)
+        .chain(util::FUNCTIONS)
+        .chain(accounts::FUNCTIONS)
+        .map(|(n, _)| *n)
+        .collect();
+    names.sort_unstable();
+    names
+}
+
+/// The runtime's shared state, for functions that call core.
+pub fn shared(lua: &Lua) -> NkResult<std::sync::Arc<crate::runtime::vm::Shared>> {
+    lua.app_data_ref::<crate::runtime::vm::VmData>()
+        .map(|d| d.shared.clone())
+        .ok_or_else(|| NkError("runtime unavailable".into()))
+}

@@ -1,0 +1,609 @@
+//! The Lua runtime through its doors: RPC over HTTP and the socket, the `nk` argument rules
+//! and error text (NAKAMA-SPEC §5), the sandbox, limits, hooks and module loading.
+//! Fixtures live in tests/modules/.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::support::{fixtures, next_json, send_text, Server};
+
+async fn lua_server(extra: &[(&str, &str)]) -> Server {
+    let path = fixtures("good");
+    let mut settings = vec![("runtime.path", path.as_str())];
+    settings.extend_from_slice(extra);
+    Server::start_with(&settings).await
+}
+
+/// Runs `code` through the `test.eval` RPC and returns its result.
+async fn eval(s: &Server, token: &str, code: &str) -> String {
+    let (status, body) = s.rpc("test.eval", token, code).await;
+    assert_eq!(status, 200, "{code}\n-> {body}");
+    body["payload"].as_str().unwrap_or("").to_string()
+}
+
+/// The message a call raises, caught inside the script so its position is `eval:1:`.
+fn raised(call: &str) -> String {
+    format!("local ok, err = pcall(function() {call} end) if ok then return 'no error' end return tostring(err)")
+}
+
+#[tokio::test]
+async fn argument_rules_and_error_text_match_nakama() {
+    let s = lua_server(&[]).await;
+    let u = s.user("scripted").await;
+    let uid = u.id.to_string();
+    let cases: Vec<(String, String)> = vec![
+        (r#"nk.notification_send("x", "s", {}, 1)"#.to_string(), "bad argument #1 to notification_send (expects user_id to be a valid UUID)".into()),
+        (format!(r#"nk.notification_send("{uid}", "", {{}}, 1)"#), "bad argument #2 to notification_send (expects subject to be a non-empty string)".into()),
+        (format!(r#"nk.notification_send("{uid}", "s", nil, 1)"#), "bad argument #3 to notification_send (table expected, got nil)".into()),
+        (format!(r#"nk.notification_send("{uid}", "s", "text", 1)"#), "bad argument #3 to notification_send (table expected, got string)".into()),
+        (format!(r#"nk.notification_send("{uid}", "s", {{n = 0/0}}, 1)"#), "bad argument #3 to notification_send (failed to convert content: json: unsupported value: NaN)".into()),
+        (format!(r#"nk.notification_send("{uid}", "s", {{}}, 0)"#), "bad argument #4 to notification_send (expects code number to be a positive integer)".into()),
+        (format!(r#"nk.notification_send("{uid}", "s", {{}}, -999)"#), "bad argument #4 to notification_send (expects code number to be a positive integer)".into()),
+        (format!(r#"nk.notification_send("{uid}", "s", {{}}, 1, "zz")"#), "bad argument #5 to notification_send (expects sender_id to either be not set, empty string or a valid UUID)".into()),
+        (format!(r#"nk.notification_send("{uid}", "s", {{}}, 1, nil, "yes")"#), "bad argument #6 to notification_send (boolean expected, got string)".into()),
+        (format!(r#"nk.notification_send("{}", "s", {{}}, 1, nil, true)"#, Uuid::new_v4()), "failed to send notifications: insert or update on table \"notification\" violates foreign key constraint \"notification_user_id_fkey\"".into()),
+        (format!(r#"nk.notification_send("{uid}", string.rep("x", 256), {{}}, 1, nil, true)"#), "failed to send notifications: value too long for type character varying(255)".into()),
+        (r#"nk.notifications_send({"x"})"#.into(), "bad argument #1 to notifications_send (expects a valid set of notifications)".into()),
+        (format!(r#"nk.notifications_send({{{{user_id="{uid}", subject="s", content={{}}, code=1, sender_id=""}}}})"#), "bad argument #1 to notifications_send (expects sender_id to be a valid UUID)".into()),
+        (format!(r#"nk.notifications_send({{{{user_id="{uid}", subject="", content={{}}, code=1}}}})"#), "bad argument #1 to notifications_send (expects subject to be provided and to be non-empty)".into()),
+        (format!(r#"nk.notifications_send({{{{user_id="{uid}", subject="s", code=1}}}})"#), "bad argument #1 to notifications_send (expects content to be provided and be valid JSON)".into()),
+        (r#"nk.notifications_send({{subject="s", content={}, code=1}})"#.into(), "bad argument #1 to notifications_send (expects user_id to be provided and be a valid UUID)".into()),
+        (format!(r#"nk.notifications_send({{{{user_id="{uid}", subject="s", content={{}}, code=-1500}}}})"#), "bad argument #1 to notifications_send (expects code to number above 0)".into()),
+        (format!(r#"nk.notifications_send({{{{user_id="{uid}", subject="s", content={{}}}}}})"#), "bad argument #1 to notifications_send (expects code to be provided and be a number above 0)".into()),
+        (format!(r#"nk.notifications_send({{{{user_id="{uid}", subject="s", content={{}}, code=1, persistent="y"}}}})"#), "bad argument #1 to notifications_send (expects persistent to be boolean)".into()),
+        (r#"nk.notifications_send({{user_id={}, subject="s", content={}, code=1}})"#.to_string(), "bad argument #1 to notifications_send (expects user_id to be string)".into()),
+        (r#"nk.notification_send_all("", {}, 1)"#.into(), "bad argument #1 to notification_send_all (expects subject to be a non-empty string)".into()),
+        (r#"nk.notification_send_all("s", {}, 0)"#.into(), "bad argument #3 to notification_send_all (expects code number to be a positive integer)".into()),
+        (r#"nk.notifications_list(nil)"#.into(), "bad argument #1 to notifications_list (string expected, got nil)".into()),
+        (r#"nk.notifications_list("x")"#.into(), "bad argument #1 to notifications_list (expects user_id to be a valid uuid)".into()),
+        (format!(r#"nk.notifications_list("{uid}", 0)"#), "bad argument #2 to notifications_list (expects limit to be value between 1 and 1000)".into()),
+        (format!(r#"nk.notifications_list("{uid}", 1001)"#), "bad argument #2 to notifications_list (expects limit to be value between 1 and 1000)".into()),
+        (format!(r#"nk.notifications_list("{uid}", 10, "bad")"#), "failed to list notifications: rpc error: code = InvalidArgument desc = Malformed cursor was used.".into()),
+        (r#"nk.notifications_get_id(nil)"#.into(), "bad argument #1 to notifications_get_id (table expected, got nil)".into()),
+        (r#"nk.notifications_get_id({a = 1})"#.into(), "bad argument #1 to notifications_get_id (invalid user ids list)".into()),
+        (r#"nk.notifications_get_id({1})"#.into(), "bad argument #1 to notifications_get_id (each notification id must be a string)".into()),
+        (r#"nk.notifications_get_id({"nope"})"#.into(), "bad argument #1 to notifications_get_id (each notification id must be a valid id)".into()),
+        (r#"nk.notifications_delete_id(nil)"#.into(), "bad argument #1 to notifications_delete_id (table expected, got nil)".into()),
+        (r#"nk.notifications_delete({"x"})"#.into(), "bad argument #1 to notifications_delete (expects a valid set of notifications)".into()),
+        (format!(r#"nk.notifications_delete({{{{user_id="{uid}"}}}})"#), "failed to delete notifications: ERROR: invalid input syntax for type uuid: \"\" (SQLSTATE 22P02)".into()),
+        (format!(r#"nk.notifications_delete({{{{user_id="{uid}", notification_id="x"}}}})"#), "bad argument #1 to notifications_delete (expects notification_id to be a valid UUID)".into()),
+        (r#"nk.notifications_delete({{user_id=5}})"#.into(), "bad argument #1 to notifications_delete (expects user_id to be string)".into()),
+        (r#"nk.notifications_update({"x"})"#.into(), "bad argument #1 to notifications_update (expects a valid set of data)".into()),
+        (r#"nk.notifications_update({{id="x"}})"#.into(), "bad argument #1 to notifications_update (expects user_id to be a valid ID)".into()),
+        (format!(r#"nk.notifications_update({{{{id="{uid}", subject=""}}}})"#), "bad argument #1 to notifications_update (expects subject to be a non-empty string)".into()),
+        (format!(r#"nk.notifications_update({{{{id="{uid}", sender=""}}}})"#), "bad argument #1 to notifications_update (expects sender to be a non-empty string)".into()),
+        (format!(r#"nk.notifications_update({{{{id="{uid}", sender="zz"}}}})"#), "failed to update notifications: failed to update notifications: ERROR: invalid input syntax for type uuid: \"zz\" (SQLSTATE 22P02)".into()),
+        (format!(r#"nk.notifications_update({{{{id="{uid}", content="x"}}}})"#), "bad argument #1 to notifications_update (expects content to be table)".into()),
+        (r#"nk.logger_info("")"#.into(), "bad argument #1 to logger_info (expects message string)".into()),
+        (r#"nk.json_decode("")"#.into(), "bad argument #1 to json_decode (expects JSON string)".into()),
+        (r#"nk.json_encode({n = 1/0})"#.into(), "error encoding to JSON: json: unsupported value: +Inf".into()),
+        (r#"nk.register_rpc(function() end, "")"#.into(), "bad argument #2 to register_rpc (expects rpc id)".into()),
+        (r#"nk.users_get_id({"x"})"#.into(), "bad argument #1 to users_get_id (each user id must be a valid id string)".into()),
+        (r#"nk.run_once(function() error("no") end)"#.into(), "no error".into()),
+    ];
+    for (call, want) in cases {
+        let got = eval(&s, &u.token, &raised(&call)).await;
+        let want = if want == "no error" {
+            want
+        } else {
+            format!("eval:1: {want}")
+        };
+        assert_eq!(got, want, "{call}");
+    }
+}
+
+#[tokio::test]
+async fn nk_helpers_behave_like_nakama() {
+    let s = lua_server(&[]).await;
+    let u = s.user("helper").await;
+    let cases: &[(&str, &str)] = &[
+        ("return nk.json_encode({})", "{}"),
+        ("return nk.json_encode({1,2,3})", "[1,2,3]"),
+        ("return nk.json_encode({1,2,x=3})", "[1,2]"),
+        ("return nk.json_encode({h='<&>'})", r#"{"h":"\u003c\u0026\u003e"}"#),
+        ("return nk.json_encode(1e20)", "100000000000000000000"),
+        ("local t = nk.json_decode('{\"a\":1,\"b\":null,\"c\":[1,2]}') return tostring(t.a) .. tostring(t.b) .. #t.c", "1nil2"),
+        ("local ok, e = pcall(nk.json_decode, '{') return e:sub(1, 20)", "not a valid JSON str"),
+        ("return nk.logger_info('hello')", "hello"),
+        ("return tostring(#nk.uuid_v4())", "36"),
+        ("return nk.sha256_hash('abc')", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+        ("return nk.base64_decode(nk.base64_encode('hi there'))", "hi there"),
+        ("return nk.base64_encode('a', false)", "YQ"),
+        ("return tostring(nk.time({year=2026, month=11, day=28, hour=22, min=54, sec=47}))", "1795906487000"),
+        ("return tostring(math.abs(nk.time() - os.time() * 1000) < 5000)", "true"),
+        ("return nk.get_context().execution_mode", "rpc"),
+        ("return ctx.user_id == nk.get_context().user_id and 'same' or 'different'", "same"),
+        ("return tostring(bit32.band(0xff, 0x0f))", "15"),
+    ];
+    for (code, want) in cases {
+        assert_eq!(eval(&s, &u.token, code).await, *want, "{code}");
+    }
+    let got = eval(
+        &s,
+        &u.token,
+        &format!("return nk.users_get_id({{'{}'}})[1].username", u.id),
+    )
+    .await;
+    assert_eq!(got, "helper");
+    let got = eval(
+        &s,
+        &u.token,
+        "return nk.users_get_username({'helper', 'nobody'})[1].user_id",
+    )
+    .await;
+    assert_eq!(got, u.id.to_string());
+    let got = eval(
+        &s,
+        &u.token,
+        &format!(
+            "local a = nk.account_get_id('{}') return a.user.username .. ' ' .. #a.devices",
+            u.id
+        ),
+    )
+    .await;
+    assert_eq!(got, "helper 1");
+}
+
+#[tokio::test]
+async fn the_sandbox_has_no_way_out() {
+    let s = lua_server(&[]).await;
+    let u = s.user("prisoner").await;
+    let code = r#"
+        local open = {}
+        for _, name in ipairs({"io", "debug", "coroutine", "dofile", "loadfile", "channel"}) do
+          if _G[name] ~= nil then open[#open + 1] = name end
+        end
+        for _, name in ipairs({"execute", "exit", "getenv", "remove", "rename", "tmpname"}) do
+          if os[name] ~= nil then open[#open + 1] = "os." .. name end
+        end
+        if package.loadlib ~= nil then open[#open + 1] = "package.loadlib" end
+        if string.dump ~= nil then open[#open + 1] = "string.dump" end
+        if pcall(require, "io") then open[#open + 1] = "require io" end
+        if require("os").execute ~= nil then open[#open + 1] = "require os" end
+        if loadstring("\27LuaQ") ~= nil then open[#open + 1] = "bytecode" end
+        return table.concat(open, ",")
+    "#;
+    assert_eq!(eval(&s, &u.token, code).await, "");
+}
+
+#[tokio::test]
+async fn script_notifications_reach_sockets_and_the_inbox() {
+    let s = lua_server(&[]).await;
+    let u = s.user("player").await;
+    let friend = s.user("friend").await;
+    let mut ws = s.socket(&u.token).await;
+    let uid = u.id;
+    let code = format!(
+        r#"nk.notification_send("{uid}", "reward", {{coins = 10, item = "<sword>"}}, 101, nil, true)
+           nk.notification_send("{uid}", "typing", {{}}, 102, "{}", false)
+           nk.notification_send("{uid}", "list", {{1, 2, 3}}, 103, "", true)
+           return "sent""#,
+        friend.id
+    );
+    assert_eq!(eval(&s, &u.token, &code).await, "sent");
+    let mut pushed = Vec::new();
+    for _ in 0..3 {
+        let frame = next_json(&mut ws).await;
+        pushed.extend(
+            frame["notifications"]["notifications"]
+                .as_array()
+                .unwrap()
+                .clone(),
+        );
+    }
+    assert_eq!(
+        pushed[0]["content"],
+        r#"{"coins":10,"item":"\u003csword\u003e"}"#
+    );
+    assert_eq!(
+        pushed[0]["sender_id"],
+        "00000000-0000-0000-0000-000000000000"
+    );
+    assert_eq!(pushed[0]["persistent"], true);
+    assert_eq!(pushed[1]["sender_id"], friend.id.to_string());
+    assert!(pushed[1].get("persistent").is_none());
+    assert_eq!(pushed[2]["content"], "null");
+
+    let (_, body) = s.get("/v2/notification?limit=10", &u.token).await;
+    let listed: Vec<&str> = body["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["reward", "list"]);
+
+    // notifications_list: camelCase, string content, cursor only when more remain.
+    let code = format!(
+        r#"local list, cursor = nk.notifications_list("{uid}", 1)
+           local rest, last = nk.notifications_list("{uid}", 10, cursor)
+           local n = list[1]
+           return table.concat({{n.subject, n.content, tostring(n.code), n.senderId == "" and "system" or n.senderId,
+             tostring(n.persistent), type(n.createTime), tostring(cursor ~= nil), tostring(#rest), tostring(last)}}, "|")"#
+    );
+    assert_eq!(
+        eval(&s, &u.token, &code).await,
+        r#"reward|{"coins":10,"item":"\u003csword\u003e"}|101|system|true|number|true|1|nil"#
+    );
+
+    // get_id: snake_case, content as a table, no id; update; delete scoped to the user.
+    let id = body["notifications"][0]["id"].as_str().unwrap().to_string();
+    let code = format!(
+        r#"nk.notifications_update({{{{id = "{id}", subject = "renamed", content = {{coins = 20}}}}}})
+           local got = nk.notifications_get_id({{"{id}"}}, "{uid}")[1]
+           local other = nk.notifications_get_id({{"{id}"}}, "{fid}")
+           nk.notifications_delete({{{{user_id = "{fid}", notification_id = "{id}"}}}})
+           local still = #nk.notifications_get_id({{"{id}"}})
+           nk.notifications_delete_id({{"{id}"}}, "{uid}")
+           local gone = #nk.notifications_get_id({{"{id}"}})
+           return table.concat({{got.subject, tostring(got.content.coins), tostring(got.id), got.user_id == "{uid}" and "mine" or "?",
+             tostring(got.sender_id), tostring(#other), tostring(still), tostring(gone)}}, "|")"#,
+        fid = friend.id
+    );
+    assert_eq!(
+        eval(&s, &u.token, &code).await,
+        "renamed|20|nil|mine|nil|0|1|0"
+    );
+}
+
+#[tokio::test]
+async fn notifications_send_and_send_all_from_scripts() {
+    let s = lua_server(&[]).await;
+    let a = s.user("a").await;
+    let b = s.user("b").await;
+    let mut wa = s.socket(&a.token).await;
+    let mut wb = s.socket(&b.token).await;
+    let code = format!(
+        r#"nk.notifications_send({{
+             {{user_id = "{a}", subject = "one", content = {{}}, code = 1, persistent = true}},
+             {{user_id = "{b}", subject = "two", content = {{}}, code = 2}},
+             {{user_id = "{a}", subject = "three", content = {{}}, code = 3, sender_id = "{b}"}},
+           }})
+           return "ok""#,
+        a = a.id,
+        b = b.id
+    );
+    assert_eq!(eval(&s, &a.token, &code).await, "ok");
+    let fa = next_json(&mut wa).await;
+    let subjects: Vec<&str> = fa["notifications"]["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        subjects,
+        ["one", "three"],
+        "one frame per recipient, in order"
+    );
+    let fb = next_json(&mut wb).await;
+    assert_eq!(fb["notifications"]["notifications"][0]["subject"], "two");
+
+    assert_eq!(
+        eval(
+            &s,
+            &a.token,
+            r#"nk.notification_send_all("hello", {x = 1}, 5) return "ok""#
+        )
+        .await,
+        "ok"
+    );
+    for ws in [&mut wa, &mut wb] {
+        let f = next_json(ws).await;
+        assert_eq!(f["notifications"]["notifications"][0]["subject"], "hello");
+    }
+}
+
+#[tokio::test]
+async fn rpc_over_http_matches_nakama() {
+    let s = lua_server(&[]).await;
+    let u = s.user("caller").await;
+    let url = |id: &str| s.url(&format!("/v2/rpc/{id}"));
+    let post = |id: &str, body: &str| {
+        s.http
+            .post(url(id))
+            .bearer_auth(&u.token)
+            .body(body.to_string())
+    };
+    async fn go(req: reqwest::RequestBuilder) -> (u16, String) {
+        let res = req.send().await.unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+    assert_eq!(
+        go(post("test.echo", r#""Hello World""#)).await,
+        (200, r#"{"payload":"Hello World"}"#.into())
+    );
+    assert_eq!(
+        go(post("TEST.ECHO", r#""x""#)).await,
+        (200, r#"{"payload":"x"}"#.into())
+    );
+    assert_eq!(
+        go(post("test.echo", "")).await,
+        (200, r#"{"payload":""}"#.into())
+    );
+    assert_eq!(
+        go(post("test.nil", "")).await,
+        (200, r#"{"payload":""}"#.into())
+    );
+    assert_eq!(
+        go(post("test.echo", r#"{"a":1}"#)).await,
+        (400, r#"{"error":"json: cannot unmarshal object into Go value of type string","message":"json: cannot unmarshal object into Go value of type string","code":3}"#.into())
+    );
+    assert_eq!(
+        go(post("test.number", "")).await,
+        (500, r#"{"code":13,"error":{},"message":"Runtime function returned invalid data - only allowed one return value of type String/Byte."}"#.into())
+    );
+    assert_eq!(
+        go(post("test.error", "")).await,
+        (
+            500,
+            r#"{"code":13,"error":{},"message":"boom plain"}"#.into()
+        )
+    );
+    assert_eq!(
+        go(post("test.error_code", "")).await,
+        (
+            400,
+            r#"{"code":3,"error":{},"message":"custom message"}"#.into()
+        )
+    );
+    assert_eq!(
+        go(post("test.error_bad_code", "")).await,
+        (500, r#"{"code":13,"error":{},"message":"odd code"}"#.into())
+    );
+    let (status, body) = go(post("test.runtime_error", "")).await;
+    assert_eq!(
+        (
+            status,
+            body.contains(r#""message":"attempt to index local 't' (a nil value)""#)
+        ),
+        (500, true),
+        "{body}"
+    );
+    let (_, body) = go(post("test.error_elsewhere", "")).await;
+    assert!(
+        body.contains(r#"lib/util.lua:11: failed in util""#),
+        "another file keeps its position: {body}"
+    );
+    assert_eq!(
+        go(post("nope", "")).await,
+        (
+            404,
+            r#"{"error":"RPC function not found","message":"RPC function not found","code":5}"#
+                .into()
+        )
+    );
+    assert_eq!(
+        go(post("test.echo?unwrap", "raw {body}")).await,
+        (200, "raw {body}".into())
+    );
+    assert_eq!(
+        go(post("Test.Require", "")).await,
+        (200, r#"{"payload":"42 1"}"#.into())
+    );
+
+    // Auth.
+    let plain = |id: &str| s.http.post(url(id)).body(r#""x""#);
+    assert_eq!(
+        go(plain("test.echo")).await,
+        (401, r#"{"error":"Auth token or HTTP key required","message":"Auth token or HTTP key required","code":16}"#.into())
+    );
+    assert_eq!(
+        go(plain("test.echo?http_key=wrong")).await,
+        (
+            401,
+            r#"{"error":"HTTP key invalid","message":"HTTP key invalid","code":16}"#.into()
+        )
+    );
+    assert_eq!(
+        go(plain("test.echo").bearer_auth("garbage")).await,
+        (
+            401,
+            r#"{"error":"Auth token invalid","message":"Auth token invalid","code":16}"#.into()
+        )
+    );
+    assert_eq!(
+        go(plain("test.echo?http_key=defaulthttpkey")).await,
+        (200, r#"{"payload":"x"}"#.into())
+    );
+    assert_eq!(
+        go(plain("test.echo").basic_auth("defaulthttpkey", Some(""))).await,
+        (200, r#"{"payload":"x"}"#.into())
+    );
+
+    // Context: with a session there is a user; with the http key there is none.
+    let (_, body) = go(post("test.context", "")).await;
+    let payload: Value = serde_json::from_str(&body).unwrap();
+    let ctx: Value = serde_json::from_str(payload["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(ctx["user_id"], u.id.to_string());
+    assert_eq!(ctx["username"], "caller");
+    assert_eq!(ctx["execution_mode"], "rpc");
+    assert!(ctx["headers"]["Authorization"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("Bearer "));
+    let res = s
+        .http
+        .get(url("test.context?http_key=defaulthttpkey&payload=ignored"))
+        .send()
+        .await
+        .unwrap();
+    let payload: Value = res.json().await.unwrap();
+    let ctx: Value = serde_json::from_str(payload["payload"].as_str().unwrap()).unwrap();
+    assert!(ctx.get("user_id").is_none());
+    assert_eq!(ctx["query_params"], json!({"payload": ["ignored"]}));
+}
+
+#[tokio::test]
+async fn rpc_over_the_socket() {
+    let s = lua_server(&[]).await;
+    let u = s.user("sock").await;
+    let mut ws = s.socket(&u.token).await;
+    let cases: &[(&str, Value)] = &[
+        (
+            r#"{"cid":"1","rpc":{"id":"test.echo","payload":"hi"}}"#,
+            json!({"cid":"1","rpc":{"id":"test.echo","payload":"hi"}}),
+        ),
+        (
+            r#"{"cid":"2","rpc":{"id":"TEST.ECHO","payload":"hi"}}"#,
+            json!({"cid":"2","rpc":{"id":"TEST.ECHO","payload":"hi"}}),
+        ),
+        (
+            r#"{"cid":"3","rpc":{"id":"test.nil"}}"#,
+            json!({"cid":"3","rpc":{"id":"test.nil"}}),
+        ),
+        (
+            r#"{"cid":"4","rpc":{"id":"test.error_code"}}"#,
+            json!({"cid":"4","error":{"code":7,"message":"custom message"}}),
+        ),
+        (
+            r#"{"cid":"5","rpc":{"id":"nope"}}"#,
+            json!({"cid":"5","error":{"code":6,"message":"RPC function not found"}}),
+        ),
+        (
+            r#"{"cid":"6","rpc":{"id":""}}"#,
+            json!({"cid":"6","error":{"code":3,"message":"RPC ID must be set"}}),
+        ),
+    ];
+    for (frame, want) in cases {
+        send_text(&mut ws, frame).await;
+        assert_eq!(&next_json(&mut ws).await, want, "{frame}");
+    }
+    // The socket context carries the session id and lang.
+    send_text(&mut ws, r#"{"cid":"7","rpc":{"id":"test.context"}}"#).await;
+    let reply = next_json(&mut ws).await;
+    let ctx: Value = serde_json::from_str(reply["rpc"]["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(ctx["lang"], "en");
+    assert_eq!(ctx["user_id"], u.id.to_string());
+    assert!(ctx["session_id"].as_str().is_some());
+}
+
+#[tokio::test]
+async fn runaway_scripts_and_memory_hogs_are_stopped_and_the_server_keeps_serving() {
+    let s = lua_server(&[
+        ("runtime.lua_call_timeout_ms", "300"),
+        ("runtime.lua_memory_limit_bytes", "16777216"),
+    ])
+    .await;
+    let u = s.user("victim").await;
+    // A runaway call does not hold up others: they run on other VMs.
+    let started = Instant::now();
+    let (runaway, echo) = tokio::join!(s.rpc("test.runaway", &u.token, ""), async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let r = s.rpc("test.echo", &u.token, "alive").await;
+        (r, started.elapsed())
+    });
+    assert_eq!(runaway.0, 504, "{}", runaway.1);
+    assert_eq!(runaway.1["code"], 4);
+    assert!(runaway.1["message"]
+        .as_str()
+        .unwrap()
+        .contains("lua_call_timeout_ms"));
+    assert_eq!(echo.0 .1["payload"], "alive");
+    assert!(
+        echo.1 < Duration::from_millis(290),
+        "echo waited for the runaway: {:?}",
+        echo.1
+    );
+
+    let (status, body) = s.rpc("test.runaway_pcall", &u.token, "").await;
+    assert_eq!((status, body["code"].clone()), (504, json!(4)), "{body}");
+    for id in ["test.memory", "test.big_string"] {
+        let (status, body) = s.rpc(id, &u.token, "").await;
+        assert_eq!(
+            (status, body["code"].clone()),
+            (429, json!(8)),
+            "{id}: {body}"
+        );
+    }
+    // Every VM still answers.
+    for _ in 0..8 {
+        assert_eq!(s.rpc("test.echo", &u.token, "ok").await.1["payload"], "ok");
+    }
+}
+
+#[tokio::test]
+async fn request_hooks_rewrite_reject_and_observe() {
+    let s = lua_server(&[]).await;
+    let u = s.user("hooked").await;
+    let mut ws = s.socket(&u.token).await;
+    let uid = u.id;
+    let code = format!(
+        r#"for i = 1, 3 do nk.notification_send("{uid}", "n" .. i, {{}}, i, nil, true) end return "ok""#
+    );
+    assert_eq!(eval(&s, &u.token, &code).await, "ok");
+    for _ in 0..3 {
+        next_json(&mut ws).await;
+    }
+    assert_eq!(
+        s.get("/v2/notification?limit=42", &u.token).await,
+        (
+            404,
+            json!({"code": 5, "message": "Requested resource was not found."})
+        )
+    );
+    let (status, body) = s.get("/v2/notification?limit=7", &u.token).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["notifications"].as_array().unwrap().len(),
+        2,
+        "the hook rewrote 7 to 2"
+    );
+    let after = next_json(&mut ws).await;
+    let n = &after["notifications"]["notifications"][0];
+    assert_eq!(n["subject"], "after list");
+    assert_eq!(n["content"], r#"{"count":2,"limit":2}"#);
+
+    let (status, body) = s
+        .post_key(
+            "/v2/account/authenticate/device",
+            r#"{"id":"blocked-device-0001"}"#,
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (403, json!({"code": 7, "message": "this device is blocked"}))
+    );
+}
+
+#[tokio::test]
+async fn run_once_runs_once_and_modules_load_once_per_vm() {
+    let s = lua_server(&[
+        ("runtime.lua_min_count", "1"),
+        ("runtime.lua_max_count", "1"),
+    ])
+    .await;
+    let u = s.user("once").await;
+    assert_eq!(
+        eval(
+            &s,
+            &u.token,
+            "return run_once_mode .. ' ' .. run_once_calls"
+        )
+        .await,
+        "run_once 1"
+    );
+    assert_eq!(eval(&s, &u.token, "return tostring(util_loads)").await, "1");
+}
+
+#[tokio::test]
+async fn broken_modules_refuse_start_up_with_file_and_line() {
+    for (dir, want) in [
+        ("bad_syntax", "broken.lua:5:"),
+        ("bad_runtime", "boom.lua:3: module failed at load"),
+    ] {
+        let mut config = tidings::config::Config::default();
+        let tmp = tempfile::tempdir().unwrap();
+        config.data_dir = tmp.path().to_path_buf();
+        config.runtime.path = fixtures(dir).into();
+        config.runtime.lua_min_count = 1;
+        let core = tidings::build_core(&config).await.unwrap();
+        let err = match tidings::start_runtime(&config, core).await {
+            Ok(_) => panic!("{dir} loaded"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(want), "{dir}: {err}");
+    }
+}

@@ -1,0 +1,3 @@
+local nk = require("nakama")
+
+error("module failed at load")
