@@ -80,6 +80,11 @@ pub struct RuntimeConfig {
     pub lua_call_timeout_ms: u64,
     /// Memory limit of one Lua VM; an allocation past it fails with a Lua error.
     pub lua_memory_limit_bytes: usize,
+    /// Watch `path` and reload the modules when they change (the development setting).
+    pub hot_reload: bool,
+    /// Also scan `path` every this many milliseconds (0: off), for file systems that deliver
+    /// no change events (network shares, some container mounts).
+    pub hot_reload_poll_ms: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -128,6 +133,8 @@ impl Default for Config {
                 lua_api_stacktrace: false,
                 lua_call_timeout_ms: 5_000,
                 lua_memory_limit_bytes: 64 * 1024 * 1024,
+                hot_reload: true,
+                hot_reload_poll_ms: 0,
             },
             database: DatabaseConfig { url: String::new() },
             logger: LoggerConfig {
@@ -165,6 +172,8 @@ pub const KEYS: &[&str] = &[
     "runtime.lua_api_stacktrace",
     "runtime.lua_call_timeout_ms",
     "runtime.lua_memory_limit_bytes",
+    "runtime.hot_reload",
+    "runtime.hot_reload_poll_ms",
     "database.url",
     "logger.level",
 ];
@@ -247,6 +256,10 @@ impl Config {
             }
             "runtime.lua_memory_limit_bytes" => {
                 self.runtime.lua_memory_limit_bytes = parse(key, value, "a byte count")?
+            }
+            "runtime.hot_reload" => self.runtime.hot_reload = parse_bool(key, value)?,
+            "runtime.hot_reload_poll_ms" => {
+                self.runtime.hot_reload_poll_ms = parse(key, value, "milliseconds")?
             }
             "database.url" => self.database.url = v,
             "logger.level" => self.logger.level = v.to_ascii_lowercase(),

@@ -15,6 +15,9 @@ use std::sync::Arc;
 
 use crate::config::Config;
 
+/// This build's version, as scripts see it in `ctx.version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -53,8 +56,29 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let core = build_core(&config).await?;
     let runtime = start_runtime(&config, core.clone()).await?;
+    let sighup = reload_on_sighup(runtime.clone());
     serve(core, runtime, config, listener, shutdown).await;
+    sighup.abort();
     Ok(())
+}
+
+/// `kill -HUP <pid>` reloads the Lua modules (for when file events do not arrive).
+fn reload_on_sighup(rt: Arc<runtime::Runtime>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+                tracing::warn!("cannot listen for SIGHUP");
+                return;
+            };
+            while hangups.recv().await.is_some() {
+                let _ = rt.reload("SIGHUP").await;
+            }
+        }
+        #[cfg(not(unix))]
+        drop(rt);
+    })
 }
 
 /// Loads the Lua modules of `runtime.path` and starts the VM pool.
@@ -63,7 +87,7 @@ pub async fn start_runtime(
     core: Arc<core::Core>,
 ) -> Result<Arc<runtime::Runtime>, StartError> {
     let settings = runtime::Settings::from_config(&config.runtime);
-    let rt = runtime::Runtime::start(settings, core, env!("CARGO_PKG_VERSION"))
+    let rt = runtime::Runtime::start(settings, core, VERSION)
         .await
         .map_err(StartError::Runtime)?;
     tracing::info!(modules = rt.modules().len(), "Lua modules loaded");
@@ -78,6 +102,10 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    let _watcher = config
+        .runtime
+        .hot_reload
+        .then(|| runtime::reload::watch(runtime.clone(), config.runtime.hot_reload_poll_ms));
     let ctx = Arc::new(api::Ctx {
         core,
         runtime,
@@ -91,4 +119,43 @@ pub async fn serve(
         .graceful(shutdown)
         .run()
         .await;
+}
+
+/// `tidings check [PATH]`: loads every module of `path` the way the server would, without
+/// serving. Returns every error found (empty: all modules load).
+pub async fn check_modules(config: &Config) -> Vec<String> {
+    let settings = runtime::Settings::from_config(&config.runtime);
+    let syntax = runtime::check::syntax_errors(&settings.path);
+    if !syntax.is_empty() {
+        return syntax;
+    }
+    // Loading runs module bodies, which may call nk: give them a throwaway store.
+    let dir = match tempfile_dir() {
+        Ok(d) => d,
+        Err(e) => return vec![format!("cannot create a scratch directory: {e}")],
+    };
+    let mut scratch = config.clone();
+    scratch.data_dir = dir.clone();
+    scratch.database.url = String::new();
+    scratch.runtime.lua_min_count = 1;
+    let result = match build_core(&scratch).await {
+        Ok(core) => runtime::Runtime::start(settings, core, VERSION)
+            .await
+            .err()
+            .into_iter()
+            .collect(),
+        Err(e) => vec![e.to_string()],
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "tidings-check-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }

@@ -6,8 +6,10 @@ use std::process::ExitCode;
 use tidings::config::Config;
 
 const USAGE: &str = "usage: tidings [--config FILE] [--dotted.key VALUE ...]
+       tidings check [PATH] [--config FILE] [--dotted.key VALUE ...]
 
-Runs the Tidings server. Settings use Nakama's key names, e.g. --socket.port 7350,
+Runs the Tidings server. `check` loads every Lua module of PATH (default: runtime.path)
+as the server would, prints each error with file:line, and exits 1 if there was any. Settings use Nakama's key names, e.g. --socket.port 7350,
 --data_dir ./data, --runtime.path ./modules; environment variables TIDINGS_SOCKET_PORT etc.
 override flags. See README.md for the full table.";
 
@@ -20,6 +22,15 @@ fn main() -> ExitCode {
     if args.iter().any(|a| a == "--version" || a == "-V") {
         println!("tidings {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
+    }
+    let check = args.first().is_some_and(|a| a == "check");
+    let mut args = args;
+    let mut check_path = None;
+    if check {
+        args.remove(0);
+        if args.first().is_some_and(|a| !a.starts_with("--")) {
+            check_path = Some(args.remove(0));
+        }
     }
     let config = match Config::from_args_and_env(&args) {
         Ok(c) => c,
@@ -35,6 +46,10 @@ fn main() -> ExitCode {
         )
         .init();
 
+    let mut config = config;
+    if let Some(path) = check_path {
+        config.runtime.path = path.into();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -45,6 +60,23 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if check {
+        return runtime.block_on(async move {
+            let errors = tidings::check_modules(&config).await;
+            for e in &errors {
+                println!("{e}");
+            }
+            if errors.is_empty() {
+                println!(
+                    "ok: every module in {} loads",
+                    config.runtime.path.display()
+                );
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        });
+    }
     runtime.block_on(async move {
         let host = if config.socket.address.is_empty() {
             "0.0.0.0"

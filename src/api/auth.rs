@@ -55,3 +55,30 @@ pub fn session(ctx: Arc<Ctx>) -> impl Filter<Extract = (SessionUser,), Error = R
         }
     })
 }
+
+/// Requires the runtime's http key, as `?http_key=` or as the username of Basic auth: the
+/// server-to-server credential, for operator endpoints.
+pub fn http_key(ctx: Arc<Ctx>) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    super::query_pairs()
+        .and(warp::header::optional::<String>("authorization"))
+        .and_then(
+            move |query: Vec<(String, String)>, header: Option<String>| {
+                let ctx = ctx.clone();
+                async move {
+                    let given = super::query_get(&query, "http_key")
+                        .map(str::to_string)
+                        .or_else(|| header.as_deref().and_then(basic_username));
+                    match given {
+                        Some(key) if key == ctx.config.runtime.http_key => Ok(()),
+                        Some(_) => Err(Rejection::from(ApiError::unauthenticated(
+                            "HTTP key invalid",
+                        ))),
+                        None => Err(Rejection::from(ApiError::unauthenticated(
+                            "HTTP key required",
+                        ))),
+                    }
+                }
+            },
+        )
+        .untuple_one()
+}

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod error;
 pub mod hooks;
 pub mod notifications;
+pub mod reload;
 pub mod rpc;
 pub mod socket;
 pub mod wire;
@@ -63,6 +64,8 @@ pub fn routes(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Infal
         .or(notifications::routes(ctx.clone()))
         .unify()
         .or(rpc::route(ctx.clone()))
+        .unify()
+        .or(reload::routes(ctx.clone()))
         .unify()
         .or(socket::route(ctx))
         .unify()

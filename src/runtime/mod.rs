@@ -11,11 +11,13 @@
 //! is the reference: it is built before the server starts, its load error (file, line,
 //! message) refuses start-up, and its registrations are the RPC ids and hooks the doors see.
 
+pub mod check;
 pub mod context;
 pub mod convert;
 pub mod modules;
 pub mod nk;
 mod pool;
+pub mod reload;
 pub mod sandbox;
 pub mod vm;
 
@@ -26,6 +28,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 pub use context::CallContext;
+pub use reload::{ReloadStatus, Runtime};
 use vm::{CallArgs, CallOutput};
 
 use crate::config::RuntimeConfig;
@@ -76,7 +79,9 @@ pub fn hook_key(method: &str) -> String {
     format!("/nakama.api.nakama/{}", method.to_ascii_lowercase())
 }
 
-pub struct Runtime {
+/// One loaded set of modules and its VM pool. Replaced whole by a reload; calls already
+/// running keep the generation they started on.
+pub struct Generation {
     pool: pool::Pool,
     rpcs: HashSet<String>,
     before: HashSet<String>,
@@ -84,14 +89,14 @@ pub struct Runtime {
     module_names: Vec<String>,
 }
 
-impl Runtime {
+impl Generation {
     /// Loads every module into the reference VM and starts the pool. Fails with the first
     /// module error (file:line: message).
     pub async fn start(
         settings: Settings,
         core: Arc<Core>,
         version: &str,
-    ) -> Result<Runtime, String> {
+    ) -> Result<Generation, String> {
         let path = settings.path.clone();
         let modules = tokio::task::spawn_blocking(move || modules::discover(&path))
             .await
@@ -109,7 +114,7 @@ impl Runtime {
             run_once_done: Default::default(),
         });
         let (pool, (rpcs, before, after)) = pool::Pool::start(shared).await?;
-        Ok(Runtime {
+        Ok(Generation {
             pool,
             rpcs: rpcs.into_iter().collect(),
             before: before.into_iter().collect(),
@@ -121,6 +126,13 @@ impl Runtime {
     /// Module names, in load order.
     pub fn modules(&self) -> &[String] {
         &self.module_names
+    }
+
+    /// Registered RPC ids, sorted.
+    pub fn rpc_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.rpcs.iter().cloned().collect();
+        ids.sort();
+        ids
     }
 
     /// Whether an RPC with this (case-insensitive) id is registered.
@@ -170,13 +182,16 @@ impl Runtime {
     }
 
     /// Runs the before-hook of `method` on `request` (its protojson form). `Ok(None)` means
-    /// the hook returned nil: the request must be refused.
+    /// the hook returned nil: the request must be refused. Without a hook the request passes.
     pub async fn before(
         &self,
         method: &str,
         ctx: CallContext,
         request: serde_json::Value,
     ) -> Result<Option<serde_json::Value>, RuntimeError> {
+        if !self.has_before(method) {
+            return Ok(Some(request));
+        }
         match self
             .run(hook_key(method), ctx, CallArgs::Before { request })
             .await?
@@ -194,6 +209,9 @@ impl Runtime {
         response: serde_json::Value,
         request: serde_json::Value,
     ) {
+        if !self.has_after(method) {
+            return;
+        }
         let result = self
             .run(hook_key(method), ctx, CallArgs::After { response, request })
             .await;

@@ -74,16 +74,57 @@ pub struct Vm {
     pub spent: bool,
 }
 
-/// Runs `fn(...)` under pcall and normalises failures to `false, message, code?`.
-const INVOKE: &str = r#"
-local pcall, type, tostring, tonumber = pcall, type, tostring, tonumber
+/// Runs `fn(...)` under pcall and normalises failures to `false, message, code?`. With a
+/// `traceback` function (runtime.lua_api_stacktrace) it uses xpcall to append the Lua stack.
+const INVOKE: &str = r##"
+local traceback = ...
+local pcall, xpcall, type, tostring, tonumber, select, unpack = pcall, xpcall, type, tostring, tonumber, select, unpack
+local function handler(e)
+  if type(e) == "table" then return e end
+  return traceback(tostring(e))
+end
 return function(fn, ...)
-  local ok, res = pcall(fn, ...)
+  local ok, res
+  if traceback then
+    local n, args = select("#", ...), { ... }
+    ok, res = xpcall(function() return fn(unpack(args, 1, n)) end, handler)
+  else
+    ok, res = pcall(fn, ...)
+  end
   if ok then return true, res end
   if type(res) == "table" then return false, tostring(res[1]), tonumber(res[2]) end
   return false, tostring(res)
 end
-"#;
+"##;
+
+/// Most frames a traceback lists.
+const MAX_TRACE_FRAMES: usize = 40;
+
+/// `message` plus the Lua call stack, one `file:line: in function` per frame, as Lua's own
+/// `debug.traceback` writes it (the debug library itself stays out of scripts' reach).
+fn traceback(lua: &Lua, message: String) -> mlua::Result<String> {
+    let mut out = message;
+    out.push_str("\nstack traceback:");
+    // Level 0 is this function and 1 the error handler; the failing code comes next.
+    for level in 2..MAX_TRACE_FRAMES {
+        let frame = lua.inspect_stack(level, |d| {
+            let src = d.source();
+            let short = src.short_src.as_deref().unwrap_or("?").to_string();
+            let name = d.names().name.map(|n| format!("function '{n}'"));
+            let name = name.unwrap_or_else(|| format!("function <{short}>"));
+            match d.current_line() {
+                Some(line) => format!("\n\t{short}:{line}: in {name}"),
+                None if short == "(tail call)" => "\n\t(tail call): ?".to_string(),
+                None => format!("\n\t[C]: in {name}"),
+            }
+        });
+        match frame {
+            Some(f) => out.push_str(&f),
+            None => break,
+        }
+    }
+    Ok(out)
+}
 
 impl Vm {
     /// Creates the VM and evaluates every module. The error names file, line and message.
@@ -102,7 +143,12 @@ impl Vm {
             let package: Table = lua.globals().get("package")?;
             let preload: Table = package.get("preload")?;
             preload.set("nakama", lua.create_function(move |_, ()| Ok(nk.clone()))?)?;
-            lua.load(INVOKE).set_name("=invoke").eval()
+            let trace = if shared.settings.api_stacktrace {
+                Some(lua.create_function(|lua, msg: String| traceback(lua, msg))?)
+            } else {
+                None
+            };
+            lua.load(INVOKE).set_name("=invoke").call(trace)
         };
         let invoke = setup().map_err(|e| format!("cannot set up a Lua VM: {e}"))?;
         let vm = Vm {

@@ -607,3 +607,31 @@ async fn broken_modules_refuse_start_up_with_file_and_line() {
         assert!(err.contains(want), "{dir}: {err}");
     }
 }
+
+#[tokio::test]
+async fn api_stacktrace_keeps_the_position_and_adds_the_stack() {
+    let s = lua_server(&[("runtime.lua_api_stacktrace", "true")]).await;
+    let u = s.user("tracer").await;
+    let (status, body) = s.rpc("test.error_elsewhere", &u.token, "").await;
+    assert_eq!(status, 500);
+    let msg = body["message"].as_str().unwrap();
+    assert!(msg.contains("lib/util.lua:11: failed in util"), "{msg}");
+    assert!(msg.contains("stack traceback:"), "{msg}");
+    assert!(msg.contains("util.lua:11: in function"), "{msg}");
+    let (_, body) = s.rpc("test.runtime_error", &u.token, "").await;
+    let msg = body["message"].as_str().unwrap();
+    assert!(
+        msg.contains("rpc.lua:11: attempt to index local 't' (a nil value)"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("rpc.lua:11: in function"),
+        "the RPC's own frame: {msg}"
+    );
+    // error({msg, code}) keeps its code with stack traces on.
+    let (status, body) = s.rpc("test.error_code", &u.token, "").await;
+    assert_eq!(
+        (status, body["message"].clone()),
+        (400, json!("custom message"))
+    );
+}

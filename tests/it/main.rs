@@ -5,11 +5,13 @@
 //! - `notifications`: core send -> sockets -> REST list/delete, cursor rules, send_all
 //! - `socket`: handshake, envelopes, limits, single_socket
 //! - `durability`: what survives a restart
+//! - `reload`: hot reload, the runtime status endpoint, `tidings check`
 //! - `lua`: modules, the `nk` API, RPC over HTTP and socket, sandbox, limits, hooks
 
 mod accounts;
 mod durability;
 mod lua;
 mod notifications;
+mod reload;
 mod socket;
 mod support;

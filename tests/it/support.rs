@@ -29,6 +29,7 @@ pub const WAIT: Duration = Duration::from_secs(5);
 pub struct Server {
     pub addr: std::net::SocketAddr,
     pub core: Arc<Core>,
+    pub runtime: Arc<tidings::runtime::Runtime>,
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -78,7 +79,7 @@ impl Server {
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(tidings::serve(
             core.clone(),
-            runtime,
+            runtime.clone(),
             config.clone(),
             listener,
             async {
@@ -88,6 +89,7 @@ impl Server {
         Server {
             addr,
             core,
+            runtime,
             http: reqwest::Client::new(),
             stop: Some(stop),
             task: Some(task),

@@ -197,3 +197,34 @@ pub fn shared(lua: &Lua) -> NkResult<std::sync::Arc<crate::runtime::vm::Shared>>
         .map(|d| d.shared.clone())
         .ok_or_else(|| NkError("runtime unavailable".into()))
 }
+
+#[cfg(test)]
+mod tests {
+    /// The editor annotation file (lua/library/nakama.lua) and the real `nk` table offer the
+    /// same functions.
+    #[test]
+    fn annotations_match_the_nk_table() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/lua/library/nakama.lua");
+        let text = std::fs::read_to_string(path).expect("annotation file");
+        let mut annotated: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("function nk."))
+            .filter_map(|l| l.split('(').next())
+            .collect();
+        annotated.sort_unstable();
+        assert_eq!(annotated, super::names());
+    }
+
+    /// Every function is documented in the designer reference.
+    #[test]
+    fn every_function_is_in_the_reference() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/lua-api.md");
+        let text = std::fs::read_to_string(path).expect("docs/lua-api.md");
+        for name in super::names() {
+            assert!(
+                text.contains(&format!("nk.{name}(")),
+                "{name} is not documented"
+            );
+        }
+    }
+}
