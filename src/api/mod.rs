@@ -69,6 +69,9 @@ pub fn routes(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Infal
         .unify()
         .or(socket::route(ctx))
         .unify()
+        // Boxing erases the deeply nested filter type: faster builds, and crates that
+        // embed the server do not hit the type recursion limit.
+        .boxed()
         .with(cors)
         .map(Reply::into_response)
         .recover(error::recover)

@@ -34,11 +34,22 @@ fn send_failed(e: CoreError) -> NkError {
     NkError(format!("failed to send notifications: {}", e.message))
 }
 
-fn count_check(args: &Args, t: &Table) -> NkResult<()> {
-    if t.raw_len() > MAX_BATCH {
-        return Err(args.error(1, &format!("expects at most {MAX_BATCH} items")));
+/// The tables of a list argument (#1), at most `MAX_BATCH` of them; `invalid` is the error
+/// for an element that is not a table.
+fn item_tables(args: &Args, invalid: &str) -> NkResult<Vec<Table>> {
+    let list = args.check_table(1)?;
+    let mut items = Vec::new();
+    for pair in list.pairs::<Value, Value>() {
+        let (_, item) = pair?;
+        if items.len() >= MAX_BATCH {
+            return Err(args.error(1, &format!("expects at most {MAX_BATCH} items")));
+        }
+        let Value::Table(item) = item else {
+            return Err(args.error(1, invalid));
+        };
+        items.push(item);
     }
-    Ok(())
+    Ok(items)
 }
 
 /// `nk.notification_send(user_id, subject, content, code, sender_id?, persistent?)`.
@@ -82,19 +93,10 @@ fn notification_send(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
 
 /// `nk.notifications_send({ {user_id=, subject=, content=, code=, sender_id=?, persistent=?}, ... })`.
 fn notifications_send(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
-    let list = args.check_table(1)?;
-    count_check(args, &list)?;
-    let mut batch = Vec::new();
-    for pair in list.pairs::<Value, Value>() {
-        let (_, item) = pair?;
-        if batch.len() >= MAX_BATCH {
-            return Err(args.error(1, &format!("expects at most {MAX_BATCH} items")));
-        }
-        let Value::Table(item) = item else {
-            return Err(args.error(1, "expects a valid set of notifications"));
-        };
-        batch.push(one_notification(args, &item)?);
-    }
+    let batch = item_tables(args, "expects a valid set of notifications")?
+        .iter()
+        .map(|item| one_notification(args, item))
+        .collect::<NkResult<Vec<_>>>()?;
     let rt = shared(lua)?;
     rt.handle
         .block_on(rt.core.notifications.send(batch))
@@ -313,19 +315,8 @@ fn notifications_get_id(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
 
 /// `nk.notifications_delete({ {user_id=, notification_id=}, ... })`: each only if it is that user's.
 fn notifications_delete(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
-    let list = args.check_table(1)?;
-    count_check(args, &list)?;
     let mut per_user: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
-    let mut count = 0usize;
-    for pair in list.pairs::<Value, Value>() {
-        let (_, item) = pair?;
-        count += 1;
-        if count > MAX_BATCH {
-            return Err(args.error(1, &format!("expects at most {MAX_BATCH} items")));
-        }
-        let Value::Table(item) = item else {
-            return Err(args.error(1, "expects a valid set of notifications"));
-        };
+    for item in item_tables(args, "expects a valid set of notifications")? {
         let user_id = match item.get::<Value>("user_id")? {
             Value::Nil => Uuid::nil(),
             Value::String(s) => Uuid::parse_str(&s.to_string_lossy())
@@ -367,17 +358,8 @@ fn notifications_delete_id(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
 
 /// `nk.notifications_update({ {id=, subject=?, content=?, sender=?}, ... })`: one transaction.
 fn notifications_update(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
-    let list = args.check_table(1)?;
-    count_check(args, &list)?;
     let mut updates = Vec::new();
-    for pair in list.pairs::<Value, Value>() {
-        let (_, item) = pair?;
-        if updates.len() >= MAX_BATCH {
-            return Err(args.error(1, &format!("expects at most {MAX_BATCH} items")));
-        }
-        let Value::Table(item) = item else {
-            return Err(args.error(1, "expects a valid set of data"));
-        };
+    for item in item_tables(args, "expects a valid set of data")? {
         let id = match item.get::<Value>("id")? {
             Value::Nil => None,
             Value::String(s) => Some(

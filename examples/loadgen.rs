@@ -1,0 +1,1604 @@
+//! Load generator for Tidings (or any Nakama): speaks only the public protocol, HTTP and
+//! WebSocket JSON as nakama-js does, and prints one summary line per measurement.
+//!
+//! Start the target server separately, with the load-test module only:
+//!
+//! ```text
+//! ulimit -n 20000        # fanout and memory hold thousands of sockets (both shells)
+//! cargo run --release -- --runtime.path examples/loadgen/modules --data_dir /tmp/tidings-loadgen \
+//!     --logger.level warn
+//! ```
+//!
+//! (A real Nakama works too: copy `examples/loadgen/modules/loadgen.lua` into its modules.)
+//! Then, in another shell:
+//!
+//! ```text
+//! cargo run --release --example loadgen -- <scenario> [--url http://127.0.0.1:7350]
+//!     [--duration 10] [--clients 8] [--users 200] [--http-key defaulthttpkey]
+//!     [--server-key defaultkey] [--pid <server pid>] [--sizes 1000,5000]
+//! ```
+//!
+//! Scenarios (only loopback targets are accepted; every loop is bounded in count and time):
+//! - `send` / `send_online`: `--users` players each hold one socket read by its own task;
+//!   `--clients` senders call RPC `loadgen.send` in closed loops, each naming a random target,
+//!   a sequence number and persistent true / false. Latency is from just before the request
+//!   to the moment the target socket receives that sequence number. Once over REST, once over
+//!   the socket (`{"cid":"N","rpc":{...}}`, one sender socket per client, waiting for each
+//!   reply). After each run it waits up to 2 s for stragglers, then reports delivered/s,
+//!   p50/p99/max and exactly-once: missing, duplicate and misrouted deliveries are failures.
+//! - `fanout`: K connected players for K in `--sizes` (default 1000 and 5000; users and
+//!   sockets are opened in parallel batches of 50), then `loadgen.send_all` (http key), first
+//!   non-persistent then persistent: time from the request to the median and the K-th socket
+//!   receiving it. A persistent send_all stores a row for every account in the database,
+//!   including those of earlier runs, so its time grows with the database.
+//! - `list`: stores 10,000 persistent notifications for one player (`loadgen.fill`, 10 calls
+//!   of 1,000), pages through them with limit=100 and the cacheable cursor, checking the count
+//!   and that ids and content numbers strictly increase; then `--clients` tasks fetch the first
+//!   page in closed loops for `--duration` s. (Against Nakama the id check fails by design:
+//!   Nakama ids are random and one batch lists in random order.)
+//! - `store`: `loadgen.store_single` (1,000 `notification_send` calls, one transaction each)
+//!   and `loadgen.store_batch` (one `notifications_send` of 1,000) for an offline player,
+//!   20 calls each, timed from the client; reports the median notifications/s.
+//! - `memory`: needs `--pid` of the server: VmRSS from /proc/<pid>/status with 0 sockets
+//!   (after creating the accounts), then with each of `--sizes` idle sockets open; reports KiB
+//!   per socket.
+//! - `all`: send, send_online, list and store (not fanout and memory, which need the fd limit
+//!   and the pid).
+//!
+//! Start-up time is measured outside this program, from process start to the first 200 from
+//! `/healthcheck`, e.g. with hyperfine (`--prepare` removing the data dir if wanted):
+//!
+//! ```text
+//! hyperfine -w 2 'sh -c "target/release/tidings --data_dir /tmp/tl-st & p=\$!; \
+//!     until curl -sf http://127.0.0.1:7350/healthcheck >/dev/null; do :; done; kill \$p; wait \$p"'
+//! ```
+//!
+//! Errors are counted and the first few printed to stderr; the exit code is 1 when any
+//! scenario saw an error, a missing or a duplicate delivery, 2 for bad arguments.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{sleep, timeout};
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const USAGE: &str = "usage: loadgen <send|send_online|fanout|list|store|memory|all> \
+[--url http://127.0.0.1:7350] [--duration 10] [--clients 8] [--users 200] \
+[--http-key defaulthttpkey] [--server-key defaultkey] [--pid PID] [--sizes 1000,5000]";
+
+/// Longest wait for one HTTP exchange.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for slow server-side work (fill, store, a persistent send_all).
+const SLOW_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait for a WebSocket handshake.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A socket silent this long (the server pings every 15 s by default) counts as lost.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Users and sockets opened concurrently.
+const BATCH: usize = 50;
+/// Upper bound on requests of one closed-loop task, whatever the duration.
+const MAX_REQUESTS_PER_TASK: u64 = 2_000_000;
+/// How long to wait for deliveries still in flight after the senders stop.
+const STRAGGLER_WAIT: Duration = Duration::from_secs(2);
+/// Time given to a fanout to reach every socket.
+const FANOUT_WAIT: Duration = Duration::from_secs(60);
+
+const LIST_TOTAL: u64 = 10_000;
+const LIST_FILL_CALLS: u64 = 10;
+const LIST_PAGE: usize = 100;
+const STORE_N: u64 = 1000;
+const STORE_CALLS: usize = 20;
+
+// ---------------------------------------------------------------------------------------
+// Arguments and context
+
+struct Args {
+    scenario: String,
+    url: String,
+    duration: Duration,
+    clients: usize,
+    users: usize,
+    http_key: String,
+    server_key: String,
+    pid: Option<u32>,
+    sizes: Vec<usize>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let mut it = raw.into_iter();
+    let scenario = it.next().ok_or("missing scenario")?;
+    if ![
+        "send",
+        "send_online",
+        "fanout",
+        "list",
+        "store",
+        "memory",
+        "all",
+    ]
+    .contains(&scenario.as_str())
+    {
+        return Err(format!("unknown scenario {scenario:?}"));
+    }
+    let mut a = Args {
+        scenario,
+        url: "http://127.0.0.1:7350".into(),
+        duration: Duration::from_secs(10),
+        clients: 8,
+        users: 200,
+        http_key: "defaulthttpkey".into(),
+        server_key: "defaultkey".into(),
+        pid: None,
+        sizes: vec![1000, 5000],
+    };
+    while let Some(flag) = it.next() {
+        let (key, value) = match flag.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => {
+                let v = it.next().ok_or(format!("{flag} needs a value"))?;
+                (flag.clone(), v)
+            }
+        };
+        match key.as_str() {
+            "--url" => a.url = value.trim_end_matches('/').to_string(),
+            "--duration" => a.duration = Duration::from_secs(number(&key, &value, 1, 3600)?),
+            "--clients" => a.clients = number(&key, &value, 1, 1000)? as usize,
+            "--users" => a.users = number(&key, &value, 1, 100_000)? as usize,
+            "--http-key" => a.http_key = value,
+            "--server-key" => a.server_key = value,
+            "--pid" => a.pid = Some(number(&key, &value, 1, u32::MAX as u64)? as u32),
+            "--sizes" => {
+                let mut sizes = Vec::new();
+                for part in value.split(',') {
+                    match part.trim().parse::<usize>() {
+                        Ok(n) if (1..=100_000).contains(&n) => sizes.push(n),
+                        _ => {
+                            return Err(
+                                "--sizes must be numbers in 1..100000, e.g. 1000,5000".into()
+                            )
+                        }
+                    }
+                }
+                sizes.sort_unstable();
+                sizes.dedup();
+                a.sizes = sizes;
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(a)
+}
+
+fn number(key: &str, value: &str, lo: u64, hi: u64) -> Result<u64, String> {
+    match value.parse::<u64>() {
+        Ok(n) if (lo..=hi).contains(&n) => Ok(n),
+        _ => Err(format!("{key} must be a whole number in {lo}..{hi}")),
+    }
+}
+
+/// The WebSocket base (`ws://host:port`) of a loopback `http://` URL, or why not.
+fn loopback_ws_base(url: &str) -> Result<String, String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or("--url must start with http:// (no TLS)")?;
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        authority.split(':').next().unwrap_or("")
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false);
+    if !loopback {
+        return Err(format!(
+            "refusing {host:?}: only loopback targets (127.0.0.1, ::1, localhost)"
+        ));
+    }
+    if rest.len() > authority.len() {
+        return Err("--url must be just http://host:port".into());
+    }
+    Ok(format!("ws://{authority}"))
+}
+
+struct Ctx {
+    http: reqwest::Client,
+    url: String,
+    ws_base: String,
+    server_key: String,
+    http_key: String,
+    /// Unique per run: device ids are `lg-<run>-<role>-<i>`.
+    run: String,
+    duration: Duration,
+    clients: usize,
+    users: usize,
+    pid: Option<u32>,
+    sizes: Vec<usize>,
+}
+
+impl Ctx {
+    fn device(&self, role: &str, i: usize) -> String {
+        format!("lg-{}-{role}-{i}", self.run)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Small helpers
+
+static NOTES: AtomicU64 = AtomicU64::new(0);
+
+/// Prints the first few errors of the whole run to stderr (they are all counted elsewhere).
+fn note(what: &str, e: &str) {
+    let n = NOTES.fetch_add(1, Ordering::Relaxed);
+    if n < 30 {
+        eprintln!("  error: {what}: {e}");
+    } else if n == 30 {
+        eprintln!("  (further errors not printed)");
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Percent-encodes a query parameter value.
+fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn short(s: &str) -> String {
+    s.chars().take(200).collect()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+/// "p50 … p99 … max …" of unsorted samples.
+fn latency_line(samples: &mut [Duration]) -> String {
+    samples.sort_unstable();
+    format!(
+        "p50 {} p99 {} max {}",
+        ms(percentile(samples, 0.5)),
+        ms(percentile(samples, 0.99)),
+        ms(samples.last().copied().unwrap_or_default())
+    )
+}
+
+fn status(clean: bool) -> &'static str {
+    if clean {
+        "ok  "
+    } else {
+        "FAIL"
+    }
+}
+
+/// A JSON number as u64 (Lua numbers are doubles: accept 12 and 12.0).
+fn as_u64(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| {
+        v.as_f64()
+            .filter(|f| *f >= 0.0 && f.fract() == 0.0)
+            .map(|f| f as u64)
+    })
+}
+
+/// xorshift64: enough to pick random targets without another crate.
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Rng {
+        Rng((uuid::Uuid::new_v4().as_u128() as u64) | 1)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n.max(1) as u64) as usize
+    }
+}
+
+/// Awaits tasks for at most `limit` in total; a task still running then is aborted and,
+/// like a panicked one, counted as a failure.
+async fn join_within<T>(handles: Vec<JoinHandle<T>>, limit: Duration) -> (Vec<T>, u64) {
+    let deadline = Instant::now() + limit;
+    let (mut out, mut failed) = (Vec::with_capacity(handles.len()), 0);
+    for mut h in handles {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match timeout(left, &mut h).await {
+            Ok(Ok(v)) => out.push(v),
+            Ok(Err(e)) => {
+                failed += 1;
+                note("task", &e.to_string());
+            }
+            Err(_) => {
+                h.abort();
+                failed += 1;
+                note("task", "did not finish in time; aborted");
+            }
+        }
+    }
+    (out, failed)
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP
+
+/// Sends a request and reads the whole answer, within `limit`.
+async fn http_send(
+    req: reqwest::RequestBuilder,
+    limit: Duration,
+) -> Result<(reqwest::StatusCode, String), String> {
+    let exchange = async {
+        let res = req.timeout(limit).send().await.map_err(|e| e.to_string())?;
+        let status = res.status();
+        let text = res.text().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((status, text))
+    };
+    match timeout(limit + Duration::from_secs(1), exchange).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("no answer within {limit:?}")),
+    }
+}
+
+/// A player session: token, user id, and when to authenticate again before it expires.
+struct Sess {
+    device: String,
+    token: String,
+    user_id: String,
+    refresh_at: Instant,
+}
+
+impl Sess {
+    /// Authenticates again when the token is close to expiry.
+    async fn fresh(&mut self, ctx: &Ctx) -> Result<(), String> {
+        if Instant::now() >= self.refresh_at {
+            *self = authenticate(ctx, &self.device).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The claims of a JWT (its middle part), as nakama-js's Session reads them.
+fn jwt_claims(token: &str) -> Option<Value> {
+    let part = token.split('.').nth(1)?.trim_end_matches('=');
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// POST /v2/account/authenticate/device (creating the account on first use).
+async fn authenticate(ctx: &Ctx, device: &str) -> Result<Sess, String> {
+    let req = ctx
+        .http
+        .post(format!(
+            "{}/v2/account/authenticate/device?create=true",
+            ctx.url
+        ))
+        .basic_auth(&ctx.server_key, Some(""))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(json!({ "id": device }).to_string());
+    let (status, text) = http_send(req, HTTP_TIMEOUT).await?;
+    if !status.is_success() {
+        return Err(format!("authenticate: {status} {}", short(&text)));
+    }
+    let v: Value =
+        serde_json::from_str(&text).map_err(|e| format!("authenticate: bad JSON: {e}"))?;
+    let token = v["token"]
+        .as_str()
+        .ok_or_else(|| format!("authenticate: no token in {}", short(&text)))?
+        .to_string();
+    let claims = jwt_claims(&token).unwrap_or(Value::Null);
+    let user_id = match claims["uid"].as_str() {
+        Some(uid) => uid.to_string(),
+        None => account_id(ctx, &token).await?,
+    };
+    let now_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let left = claims["exp"].as_i64().map(|e| e - now_unix).unwrap_or(60);
+    let renew_in = (left - 10).max(left / 2).max(1) as u64;
+    Ok(Sess {
+        device: device.to_string(),
+        token,
+        user_id,
+        refresh_at: Instant::now() + Duration::from_secs(renew_in),
+    })
+}
+
+/// GET /v2/account: the user id, when the token's claims did not give it.
+async fn account_id(ctx: &Ctx, token: &str) -> Result<String, String> {
+    let req = ctx
+        .http
+        .get(format!("{}/v2/account", ctx.url))
+        .bearer_auth(token);
+    let (status, text) = http_send(req, HTTP_TIMEOUT).await?;
+    if !status.is_success() {
+        return Err(format!("account: {status} {}", short(&text)));
+    }
+    let v: Value = serde_json::from_str(&text).map_err(|e| format!("account: bad JSON: {e}"))?;
+    v["user"]["id"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("account: no user id in {}", short(&text)))
+}
+
+#[derive(Clone, Copy)]
+enum RpcAuth<'a> {
+    Bearer(&'a str),
+    HttpKey,
+}
+
+/// POST /v2/rpc/<id> with the payload as a JSON string; returns the answer's payload text.
+async fn rpc_rest(
+    ctx: &Ctx,
+    id: &str,
+    auth: RpcAuth<'_>,
+    payload: &str,
+    limit: Duration,
+) -> Result<String, String> {
+    let req = match auth {
+        RpcAuth::Bearer(token) => ctx
+            .http
+            .post(format!("{}/v2/rpc/{id}", ctx.url))
+            .bearer_auth(token),
+        RpcAuth::HttpKey => ctx.http.post(format!(
+            "{}/v2/rpc/{id}?http_key={}",
+            ctx.url,
+            enc(&ctx.http_key)
+        )),
+    };
+    let req = req
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(Value::String(payload.to_string()).to_string());
+    let (status, text) = http_send(req, limit).await?;
+    if !status.is_success() {
+        return Err(format!("rpc {id}: {status} {}", short(&text)));
+    }
+    let v: Value =
+        serde_json::from_str(&text).map_err(|e| format!("rpc {id}: bad JSON answer: {e}"))?;
+    Ok(v["payload"].as_str().unwrap_or("").to_string())
+}
+
+/// GET /v2/notification?limit=N[&cacheable_cursor=C]: (items, cursor).
+async fn list_page(
+    ctx: &Ctx,
+    token: &str,
+    limit: usize,
+    cursor: &str,
+) -> Result<(Vec<Value>, String), String> {
+    let mut url = format!("{}/v2/notification?limit={limit}", ctx.url);
+    if !cursor.is_empty() {
+        url.push_str("&cacheable_cursor=");
+        url.push_str(&enc(cursor));
+    }
+    let req = ctx.http.get(url).bearer_auth(token);
+    let (status, text) = http_send(req, HTTP_TIMEOUT).await?;
+    if !status.is_success() {
+        return Err(format!("list: {status} {}", short(&text)));
+    }
+    let mut v: Value = serde_json::from_str(&text).map_err(|e| format!("list: bad JSON: {e}"))?;
+    let items = match v.get_mut("notifications").map(Value::take) {
+        Some(Value::Array(items)) => items,
+        None | Some(Value::Null) => Vec::new(), // protojson omits an empty list
+        Some(other) => return Err(format!("list: notifications is {other}")),
+    };
+    let cursor = v["cacheable_cursor"].as_str().unwrap_or("").to_string();
+    Ok((items, cursor))
+}
+
+// ---------------------------------------------------------------------------------------
+// Sockets
+
+/// Opens `/ws` with a session token, as nakama-js's socket.connect does.
+async fn connect(ctx: &Ctx, token: &str) -> Result<Ws, String> {
+    let url = format!(
+        "{}/ws?lang=en&status=false&token={}",
+        ctx.ws_base,
+        enc(token)
+    );
+    match timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(url)).await {
+        Ok(Ok((ws, _))) => Ok(ws),
+        Ok(Err(e)) => Err(format!("socket connect: {e}")),
+        Err(_) => Err(format!(
+            "socket connect: no answer within {CONNECT_TIMEOUT:?}"
+        )),
+    }
+}
+
+/// One RPC over the socket: sends the envelope and waits for the reply with that cid
+/// (skipping anything else), within `limit`.
+async fn rpc_socket(
+    ws: &mut Ws,
+    cid: u64,
+    id: &str,
+    payload: &str,
+    limit: Duration,
+) -> Result<String, String> {
+    let cid = cid.to_string();
+    let frame = json!({ "cid": cid, "rpc": { "id": id, "payload": payload } }).to_string();
+    let deadline = Instant::now() + limit;
+    match timeout(limit, ws.send(Message::text(frame))).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(format!("socket send: {e}")),
+        Err(_) => return Err("socket send timed out".into()),
+    }
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let msg = match timeout(left, ws.next()).await {
+            Err(_) => return Err(format!("no rpc reply within {limit:?}")),
+            Ok(None) => return Err("socket closed".into()),
+            Ok(Some(Err(e))) => return Err(format!("socket read: {e}")),
+            Ok(Some(Ok(m))) => m,
+        };
+        let text = match msg {
+            Message::Text(text) => text,
+            Message::Close(frame) => return Err(format!("socket closed by server: {frame:?}")),
+            _ => continue, // pings are answered by tungstenite
+        };
+        let v: Value = match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(e) => return Err(format!("bad frame: {e}")),
+        };
+        if v["cid"].as_str() != Some(cid.as_str()) {
+            continue; // a push or something unrelated
+        }
+        if let Some(rpc) = v.get("rpc") {
+            return Ok(rpc["payload"].as_str().unwrap_or("").to_string());
+        }
+        return Err(format!("rpc error: {}", short(&v.to_string())));
+    }
+}
+
+/// A send as the sender saw it.
+struct Sent {
+    at: Instant,
+    target: usize,
+    ok: bool,
+}
+
+/// A sequence number as the receiving sockets saw it.
+struct Recv {
+    count: u32,
+    first: Instant,
+    receiver: usize,
+}
+
+/// (tag, receiving socket, arrival) of one `lg_all` notification.
+type FanEvent = (u64, usize, Instant);
+
+/// State shared by the socket readers and the senders of one scenario.
+struct Shared {
+    next_seq: AtomicU64,
+    sent: Mutex<HashMap<u64, Sent>>,
+    recv: Mutex<HashMap<u64, Recv>>,
+    /// Every `lg_all` notification received.
+    fan_tx: mpsc::UnboundedSender<FanEvent>,
+    /// Sockets that closed, failed or went silent before the scenario stopped them.
+    lost: AtomicU64,
+    /// Frames or notifications that could not be understood.
+    bad_frames: AtomicU64,
+    stopping: AtomicBool,
+}
+
+impl Shared {
+    fn new() -> (Arc<Shared>, mpsc::UnboundedReceiver<FanEvent>) {
+        let (fan_tx, fan_rx) = mpsc::unbounded_channel();
+        let shared = Shared {
+            next_seq: AtomicU64::new(1),
+            sent: Mutex::new(HashMap::new()),
+            recv: Mutex::new(HashMap::new()),
+            fan_tx,
+            lost: AtomicU64::new(0),
+            bad_frames: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
+        };
+        (Arc::new(shared), fan_rx)
+    }
+
+    /// Records the notifications of one text frame received by socket `idx` at `at`.
+    fn on_frame(&self, idx: usize, text: &str, at: Instant) {
+        let Ok(frame) = serde_json::from_str::<Value>(text) else {
+            self.bad_frames.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let Some(list) = frame["notifications"]["notifications"].as_array() else {
+            return; // not a push
+        };
+        for n in list {
+            let content: Value = n["content"]
+                .as_str()
+                .and_then(|c| serde_json::from_str(c).ok())
+                .unwrap_or(Value::Null);
+            match n["subject"].as_str() {
+                Some("lg") => match as_u64(&content["seq"]) {
+                    Some(seq) => {
+                        lock(&self.recv)
+                            .entry(seq)
+                            .and_modify(|r| r.count += 1)
+                            .or_insert(Recv {
+                                count: 1,
+                                first: at,
+                                receiver: idx,
+                            });
+                    }
+                    None => {
+                        self.bad_frames.fetch_add(1, Ordering::Relaxed);
+                    }
+                },
+                Some("lg_all") => match as_u64(&content["tag"]) {
+                    Some(tag) => {
+                        let _ = self.fan_tx.send((tag, idx, at));
+                    }
+                    None => {
+                        self.bad_frames.fetch_add(1, Ordering::Relaxed);
+                    }
+                },
+                _ => {} // someone else's notification
+            }
+        }
+    }
+}
+
+/// Reads socket `idx` until the scenario stops (or the socket is lost), timestamping frames.
+fn spawn_reader(
+    mut ws: Ws,
+    idx: usize,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break,
+                next = timeout(IDLE_TIMEOUT, ws.next()) => {
+                    let at = Instant::now();
+                    let lost = |why: String| {
+                        if !shared.stopping.load(Ordering::Relaxed) {
+                            shared.lost.fetch_add(1, Ordering::Relaxed);
+                            note(&format!("socket {idx}"), &why);
+                        }
+                    };
+                    match next {
+                        Err(_) => {
+                            lost(format!("silent for {IDLE_TIMEOUT:?}"));
+                            break;
+                        }
+                        Ok(None) => {
+                            lost("closed".into());
+                            break;
+                        }
+                        Ok(Some(Err(e))) => {
+                            lost(e.to_string());
+                            break;
+                        }
+                        Ok(Some(Ok(Message::Text(text)))) => shared.on_frame(idx, &text, at),
+                        Ok(Some(Ok(Message::Close(frame)))) => {
+                            lost(format!("closed by server: {frame:?}"));
+                            break;
+                        }
+                        Ok(Some(Ok(_))) => {} // ping/pong (answered by tungstenite), binary
+                    }
+                }
+            }
+        }
+        let _ = timeout(Duration::from_secs(2), ws.send(Message::Close(None))).await;
+    })
+}
+
+/// A player whose socket is read by a reader task.
+struct Target {
+    idx: usize,
+    user_id: String,
+}
+
+/// Authenticates devices `role`-i for i in `range` and opens a socket for each, in parallel
+/// batches of `BATCH`. Returns the players that made it, their readers and the error count.
+async fn open_sockets(
+    ctx: &Ctx,
+    role: &str,
+    range: Range<usize>,
+    shared: &Arc<Shared>,
+    stop: &watch::Receiver<bool>,
+) -> (Vec<Target>, Vec<JoinHandle<()>>, u64) {
+    let (mut targets, mut readers, mut errors) = (Vec::new(), Vec::new(), 0u64);
+    let idxs: Vec<usize> = range.collect();
+    for chunk in idxs.chunks(BATCH) {
+        let opens = chunk.iter().map(|&i| {
+            let device = ctx.device(role, i);
+            async move {
+                let sess = authenticate(ctx, &device).await?;
+                let ws = connect(ctx, &sess.token).await?;
+                Ok::<_, String>((i, sess.user_id, ws))
+            }
+        });
+        for r in futures_util::future::join_all(opens).await {
+            match r {
+                Ok((idx, user_id, ws)) => {
+                    readers.push(spawn_reader(ws, idx, shared.clone(), stop.clone()));
+                    targets.push(Target { idx, user_id });
+                }
+                Err(e) => {
+                    errors += 1;
+                    note("open socket", &e);
+                }
+            }
+        }
+    }
+    (targets, readers, errors)
+}
+
+/// Stops the readers of a scenario; returns the sockets lost before that.
+async fn stop_readers(
+    shared: &Shared,
+    stop_tx: watch::Sender<bool>,
+    readers: Vec<JoinHandle<()>>,
+) -> u64 {
+    let lost = shared.lost.load(Ordering::Relaxed);
+    shared.stopping.store(true, Ordering::Relaxed);
+    let _ = stop_tx.send(true);
+    let _ = join_within(readers, Duration::from_secs(15)).await;
+    lost
+}
+
+// ---------------------------------------------------------------------------------------
+// A. send / send_online
+
+#[derive(Clone, Copy, PartialEq)]
+enum Transport {
+    Rest,
+    Socket,
+}
+
+fn send_payload(user_id: &str, seq: u64, persistent: bool, start: Instant) -> String {
+    json!({
+        "user_id": user_id,
+        "seq": seq,
+        "persistent": persistent,
+        "t": start.elapsed().as_micros() as u64,
+    })
+    .to_string()
+}
+
+/// What one closed-loop sender does.
+struct SenderSpec {
+    ctx: Arc<Ctx>,
+    shared: Arc<Shared>,
+    targets: Arc<Vec<Target>>,
+    persistent: bool,
+    transport: Transport,
+    device: String,
+    start: Instant,
+    end: Instant,
+}
+
+/// One closed-loop sender; returns (sends answered ok, failed sends).
+async fn sender(spec: SenderSpec) -> (u64, u64) {
+    let SenderSpec {
+        ctx,
+        shared,
+        targets,
+        persistent,
+        transport,
+        device,
+        start,
+        end,
+    } = spec;
+    let (mut ok, mut failed) = (0u64, 0u64);
+    let mut sess = match authenticate(&ctx, &device).await {
+        Ok(s) => s,
+        Err(e) => {
+            note("sender authenticate", &e);
+            return (0, 1);
+        }
+    };
+    let mut ws = None;
+    if transport == Transport::Socket {
+        match connect(&ctx, &sess.token).await {
+            Ok(s) => ws = Some(s),
+            Err(e) => {
+                note("sender socket", &e);
+                return (0, 1);
+            }
+        }
+    }
+    let mut rng = Rng::new();
+    for n in 0..MAX_REQUESTS_PER_TASK {
+        if Instant::now() >= end {
+            break;
+        }
+        let target = &targets[rng.below(targets.len())];
+        let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
+        let payload = send_payload(&target.user_id, seq, persistent, start);
+        let result = match ws.as_mut() {
+            None => {
+                if let Err(e) = sess.fresh(&ctx).await {
+                    note("sender re-authenticate", &e);
+                    failed += 1;
+                    break;
+                }
+                lock(&shared.sent).insert(
+                    seq,
+                    Sent {
+                        at: Instant::now(),
+                        target: target.idx,
+                        ok: false,
+                    },
+                );
+                rpc_rest(
+                    &ctx,
+                    "loadgen.send",
+                    RpcAuth::Bearer(&sess.token),
+                    &payload,
+                    HTTP_TIMEOUT,
+                )
+                .await
+            }
+            Some(ws) => {
+                lock(&shared.sent).insert(
+                    seq,
+                    Sent {
+                        at: Instant::now(),
+                        target: target.idx,
+                        ok: false,
+                    },
+                );
+                rpc_socket(ws, n + 1, "loadgen.send", &payload, HTTP_TIMEOUT).await
+            }
+        };
+        match result {
+            Ok(_) => {
+                ok += 1;
+                if let Some(s) = lock(&shared.sent).get_mut(&seq) {
+                    s.ok = true;
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                note("send", &e);
+                if ws.is_some() {
+                    break; // the socket's state is unknown now
+                }
+            }
+        }
+    }
+    if let Some(mut ws) = ws {
+        let _ = timeout(Duration::from_secs(2), ws.send(Message::Close(None))).await;
+    }
+    (ok, failed)
+}
+
+/// Waits until every successful send of `lo..hi` has been received, at most STRAGGLER_WAIT.
+async fn wait_stragglers(shared: &Shared, lo: u64, hi: u64) {
+    let deadline = Instant::now() + STRAGGLER_WAIT;
+    loop {
+        let pending = {
+            let sent = lock(&shared.sent);
+            let recv = lock(&shared.recv);
+            (lo..hi)
+                .filter(|s| sent.get(s).is_some_and(|x| x.ok) && !recv.contains_key(s))
+                .count()
+        };
+        if pending == 0 || Instant::now() >= deadline {
+            break;
+        }
+        sleep(Duration::from_millis(50)).await;
+    }
+    // A little longer, so a duplicate right behind the first copy is seen too.
+    sleep(Duration::from_millis(100)).await;
+}
+
+/// One measured run of senders over one transport; prints its line and returns whether clean.
+async fn send_phase(
+    ctx: &Arc<Ctx>,
+    shared: &Arc<Shared>,
+    targets: &Arc<Vec<Target>>,
+    name: &str,
+    persistent: bool,
+    transport: Transport,
+) -> bool {
+    let over = match transport {
+        Transport::Rest => "REST",
+        Transport::Socket => "socket",
+    };
+    let label = format!(
+        "{name} ({}) over {over}",
+        if persistent {
+            "persistent"
+        } else {
+            "non-persistent"
+        }
+    );
+    eprintln!(
+        "{label}: {} s with {} clients",
+        ctx.duration.as_secs(),
+        ctx.clients
+    );
+    let lo = shared.next_seq.load(Ordering::SeqCst);
+    let lost_before = shared.lost.load(Ordering::Relaxed);
+    let bad_before = shared.bad_frames.load(Ordering::Relaxed);
+    let start = Instant::now();
+    let end = start + ctx.duration;
+    let tasks: Vec<_> = (0..ctx.clients)
+        .map(|c| {
+            let device = ctx.device(&format!("{name}-{over}-sender"), c);
+            tokio::spawn(sender(SenderSpec {
+                ctx: ctx.clone(),
+                shared: shared.clone(),
+                targets: targets.clone(),
+                persistent,
+                transport,
+                device,
+                start,
+                end,
+            }))
+        })
+        .collect();
+    let (results, task_failures) = join_within(tasks, ctx.duration + SLOW_TIMEOUT).await;
+    let elapsed = start.elapsed();
+    let hi = shared.next_seq.load(Ordering::SeqCst);
+    let rpc_errors = task_failures + results.iter().map(|r| r.1).sum::<u64>();
+    wait_stragglers(shared, lo, hi).await;
+
+    let (mut ok, mut delivered, mut missing, mut dups, mut misrouted, mut after_error) =
+        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut latencies = Vec::new();
+    {
+        let sent = lock(&shared.sent);
+        let recv = lock(&shared.recv);
+        for seq in lo..hi {
+            let r = recv.get(&seq);
+            let Some(s) = sent.get(&seq) else {
+                if r.is_some() {
+                    misrouted += 1; // received, never sent by this phase
+                }
+                continue;
+            };
+            if let Some(r) = r {
+                if r.count > 1 {
+                    dups += 1;
+                }
+                if r.receiver != s.target {
+                    misrouted += 1;
+                }
+            }
+            match (s.ok, r) {
+                (true, Some(r)) => {
+                    ok += 1;
+                    delivered += 1;
+                    latencies.push(r.first.saturating_duration_since(s.at));
+                }
+                (true, None) => {
+                    ok += 1;
+                    missing += 1;
+                }
+                (false, Some(_)) => after_error += 1,
+                (false, None) => {}
+            }
+        }
+    }
+    let lost = shared.lost.load(Ordering::Relaxed) - lost_before;
+    let bad = shared.bad_frames.load(Ordering::Relaxed) - bad_before;
+    let clean = ok > 0
+        && rpc_errors == 0
+        && missing == 0
+        && dups == 0
+        && misrouted == 0
+        && lost == 0
+        && bad == 0;
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    println!(
+        "{} {label}: {} clients -> {} sockets, {secs:.1} s: {ok} sends ok ({:.0}/s), \
+         {delivered} delivered ({:.0}/s), latency {}; missing {missing}, duplicates {dups}, \
+         misrouted {misrouted}, rpc errors {rpc_errors}, delivered-after-error {after_error}, \
+         bad frames {bad}, sockets lost {lost}",
+        status(clean),
+        ctx.clients,
+        targets.len(),
+        ok as f64 / secs,
+        delivered as f64 / secs,
+        latency_line(&mut latencies),
+    );
+    clean
+}
+
+async fn scenario_send(ctx: &Arc<Ctx>, persistent: bool) -> bool {
+    let name = if persistent { "send" } else { "send_online" };
+    let (shared, _fan_rx) = Shared::new();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    eprintln!("{name}: opening {} target sockets", ctx.users);
+    let t = Instant::now();
+    let (targets, readers, open_errors) = open_sockets(
+        ctx,
+        &format!("{name}-target"),
+        0..ctx.users,
+        &shared,
+        &stop_rx,
+    )
+    .await;
+    eprintln!(
+        "{name}: {} sockets open in {:.1} s ({open_errors} errors)",
+        targets.len(),
+        t.elapsed().as_secs_f64()
+    );
+    if targets.is_empty() {
+        println!("FAIL {name}: no target socket could be opened ({open_errors} errors)");
+        stop_readers(&shared, stop_tx, readers).await;
+        return false;
+    }
+    if open_errors > 0 {
+        println!(
+            "FAIL {name}: {open_errors} of {} target sockets failed to open",
+            ctx.users
+        );
+    }
+    let targets = Arc::new(targets);
+    let rest = send_phase(ctx, &shared, &targets, name, persistent, Transport::Rest).await;
+    let socket = send_phase(ctx, &shared, &targets, name, persistent, Transport::Socket).await;
+    stop_readers(&shared, stop_tx, readers).await;
+    open_errors == 0 && rest && socket
+}
+
+// ---------------------------------------------------------------------------------------
+// B. fanout
+
+async fn scenario_fanout(ctx: &Arc<Ctx>) -> bool {
+    let (shared, mut fan_rx) = Shared::new();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut clean = true;
+    let mut targets: Vec<Target> = Vec::new();
+    let mut readers = Vec::new();
+    let mut tag = 0u64;
+    for &k in &ctx.sizes {
+        if targets.len() < k {
+            eprintln!("fanout: opening sockets {}..{k}", targets.len());
+            let t = Instant::now();
+            let (more, more_readers, errors) =
+                open_sockets(ctx, "fanout", targets.len()..k, &shared, &stop_rx).await;
+            targets.extend(more);
+            readers.extend(more_readers);
+            eprintln!(
+                "fanout: {} sockets open ({:.1} s, {errors} errors)",
+                targets.len(),
+                t.elapsed().as_secs_f64()
+            );
+            if errors > 0 {
+                clean = false;
+                println!(
+                    "FAIL fanout K={k}: {errors} sockets failed to open (is `ulimit -n` high enough \
+                     in both shells?)"
+                );
+            }
+        }
+        let expected = targets.len();
+        if expected == 0 {
+            clean = false;
+            continue;
+        }
+        // Let the last connections settle before measuring.
+        sleep(Duration::from_millis(500)).await;
+        for persistent in [false, true] {
+            tag += 1;
+            while fan_rx.try_recv().is_ok() {} // stale events of an earlier round
+            let kind = if persistent {
+                "persistent"
+            } else {
+                "non-persistent"
+            };
+            let payload = json!({ "tag": tag, "persistent": persistent }).to_string();
+            let t0 = Instant::now();
+            let rpc = rpc_rest(
+                ctx,
+                "loadgen.send_all",
+                RpcAuth::HttpKey,
+                &payload,
+                SLOW_TIMEOUT,
+            )
+            .await;
+            let rpc_time = t0.elapsed();
+            if let Err(e) = rpc {
+                clean = false;
+                println!("FAIL fanout K={expected} {kind}: send_all failed: {e}");
+                continue;
+            }
+            let mut seen = HashSet::with_capacity(expected);
+            let mut times = Vec::with_capacity(expected);
+            let mut dups = 0u64;
+            let deadline = t0 + FANOUT_WAIT;
+            let mut grace_until: Option<Instant> = None;
+            loop {
+                let until = grace_until.unwrap_or(deadline);
+                let left = until.saturating_duration_since(Instant::now());
+                match timeout(left, fan_rx.recv()).await {
+                    Ok(Some((t, idx, at))) if t == tag => {
+                        if seen.insert(idx) {
+                            times.push(at.saturating_duration_since(t0));
+                        } else {
+                            dups += 1;
+                        }
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => break,
+                }
+                if seen.len() >= expected && grace_until.is_none() {
+                    // Everyone has it; listen a little longer for duplicates.
+                    grace_until = Some(Instant::now() + Duration::from_millis(300));
+                }
+            }
+            times.sort_unstable();
+            let missing = expected.saturating_sub(seen.len());
+            let ok = missing == 0 && dups == 0;
+            clean &= ok;
+            println!(
+                "{} fanout K={expected} {kind}: rpc answered in {}, {}/{expected} sockets received: \
+                 median {}, last (K-th) {}; missing {missing}, duplicates {dups}",
+                status(ok),
+                ms(rpc_time),
+                seen.len(),
+                ms(percentile(&times, 0.5)),
+                ms(times.last().copied().unwrap_or_default()),
+            );
+        }
+    }
+    let lost = stop_readers(&shared, stop_tx, readers).await;
+    let bad = shared.bad_frames.load(Ordering::Relaxed);
+    if lost > 0 || bad > 0 {
+        println!("FAIL fanout: {lost} sockets lost, {bad} bad frames");
+        clean = false;
+    }
+    clean
+}
+
+// ---------------------------------------------------------------------------------------
+// C. list
+
+async fn scenario_list(ctx: &Arc<Ctx>) -> bool {
+    let mut sess = match authenticate(ctx, &ctx.device("list-owner", 0)).await {
+        Ok(s) => s,
+        Err(e) => {
+            println!("FAIL list: cannot authenticate: {e}");
+            return false;
+        }
+    };
+    // Fill: 10 calls of 1000.
+    eprintln!("list: storing {LIST_TOTAL} notifications");
+    let per_call = LIST_TOTAL / LIST_FILL_CALLS;
+    let t = Instant::now();
+    let mut fill_errors = 0u64;
+    for b in 0..LIST_FILL_CALLS {
+        let payload =
+            json!({ "user_id": sess.user_id, "n": per_call, "start": b * per_call }).to_string();
+        match rpc_rest(
+            ctx,
+            "loadgen.fill",
+            RpcAuth::HttpKey,
+            &payload,
+            SLOW_TIMEOUT,
+        )
+        .await
+        {
+            Ok(answer) => {
+                let n = serde_json::from_str::<Value>(&answer)
+                    .ok()
+                    .and_then(|v| as_u64(&v["n"]));
+                if n != Some(per_call) {
+                    fill_errors += 1;
+                    note("fill", &format!("unexpected answer {}", short(&answer)));
+                }
+            }
+            Err(e) => {
+                fill_errors += 1;
+                note("fill", &e);
+            }
+        }
+    }
+    let fill_time = t.elapsed();
+
+    // Page through everything with the cacheable cursor.
+    let mut page_errors = 0u64;
+    if let Err(e) = sess.fresh(ctx).await {
+        println!("FAIL list: cannot re-authenticate: {e}");
+        return false;
+    }
+    let t = Instant::now();
+    let (mut total, mut pages, mut id_order, mut seq_order, mut dups) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut last_id: Option<String> = None;
+    let mut expect_i = 1u64;
+    let mut ids = HashSet::with_capacity(LIST_TOTAL as usize);
+    let mut cursor = String::new();
+    let max_pages = LIST_TOTAL / LIST_PAGE as u64 + 10;
+    for _ in 0..max_pages {
+        let (items, next) = match list_page(ctx, &sess.token, LIST_PAGE, &cursor).await {
+            Ok(p) => p,
+            Err(e) => {
+                page_errors += 1;
+                note("list page", &e);
+                break;
+            }
+        };
+        if items.is_empty() {
+            break;
+        }
+        pages += 1;
+        for n in &items {
+            total += 1;
+            let id = n["id"].as_str().unwrap_or("").to_string();
+            if !ids.insert(id.clone()) {
+                dups += 1;
+            }
+            if last_id.as_ref().is_some_and(|prev| id <= *prev) {
+                id_order += 1;
+            }
+            last_id = Some(id);
+            let i = n["content"]
+                .as_str()
+                .and_then(|c| serde_json::from_str::<Value>(c).ok())
+                .and_then(|c| as_u64(&c["i"]));
+            if i != Some(expect_i) {
+                seq_order += 1;
+            }
+            expect_i = i.unwrap_or(expect_i) + 1;
+        }
+        if next.is_empty() {
+            break;
+        }
+        cursor = next;
+    }
+    let page_time = t.elapsed();
+    let list_clean = fill_errors == 0
+        && page_errors == 0
+        && total == LIST_TOTAL
+        && id_order == 0
+        && seq_order == 0
+        && dups == 0;
+    println!(
+        "{} list: stored {LIST_TOTAL} in {:.2} s ({:.0}/s, {fill_errors} errors); paged {total} in {} \
+         over {pages} pages ({:.0} pages/s): id order errors {id_order}, content order errors \
+         {seq_order}, duplicate ids {dups}, page errors {page_errors}",
+        status(list_clean),
+        fill_time.as_secs_f64(),
+        LIST_TOTAL as f64 / fill_time.as_secs_f64().max(1e-9),
+        ms(page_time),
+        pages as f64 / page_time.as_secs_f64().max(1e-9),
+    );
+
+    // First page, closed loops.
+    eprintln!(
+        "list first page: {} s with {} clients",
+        ctx.duration.as_secs(),
+        ctx.clients
+    );
+    let device = sess.device.clone();
+    let start = Instant::now();
+    let end = start + ctx.duration;
+    let expect_len = (LIST_PAGE as u64).min(total.max(1)) as usize;
+    let tasks: Vec<_> = (0..ctx.clients)
+        .map(|_| {
+            let ctx = ctx.clone();
+            let device = device.clone();
+            tokio::spawn(async move {
+                let (mut lat, mut errors) = (Vec::new(), 0u64);
+                let mut sess = match authenticate(&ctx, &device).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        note("list authenticate", &e);
+                        return (lat, 1);
+                    }
+                };
+                for _ in 0..MAX_REQUESTS_PER_TASK {
+                    if Instant::now() >= end {
+                        break;
+                    }
+                    if let Err(e) = sess.fresh(&ctx).await {
+                        note("list re-authenticate", &e);
+                        errors += 1;
+                        break;
+                    }
+                    let t = Instant::now();
+                    match list_page(&ctx, &sess.token, LIST_PAGE, "").await {
+                        Ok((items, _)) if items.len() == expect_len => lat.push(t.elapsed()),
+                        Ok((items, _)) => {
+                            errors += 1;
+                            note("list first page", &format!("{} items", items.len()));
+                        }
+                        Err(e) => {
+                            errors += 1;
+                            note("list first page", &e);
+                        }
+                    }
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    let (results, task_failures) = join_within(tasks, ctx.duration + SLOW_TIMEOUT).await;
+    let secs = start.elapsed().as_secs_f64().max(1e-9);
+    let mut errors = task_failures;
+    let mut lat = Vec::new();
+    for (l, e) in results {
+        lat.extend(l);
+        errors += e;
+    }
+    let loop_clean = errors == 0 && !lat.is_empty();
+    println!(
+        "{} list first page (limit {LIST_PAGE}): {} clients, {secs:.1} s: {} pages ({:.0}/s), \
+         latency {}; errors {errors}",
+        status(loop_clean),
+        ctx.clients,
+        lat.len(),
+        lat.len() as f64 / secs,
+        latency_line(&mut lat),
+    );
+    list_clean && loop_clean
+}
+
+// ---------------------------------------------------------------------------------------
+// D. store
+
+async fn scenario_store(ctx: &Arc<Ctx>) -> bool {
+    let sess = match authenticate(ctx, &ctx.device("store-owner", 0)).await {
+        Ok(s) => s,
+        Err(e) => {
+            println!("FAIL store: cannot authenticate: {e}");
+            return false;
+        }
+    };
+    let mut clean = true;
+    for (rpc, what) in [
+        (
+            "loadgen.store_single",
+            "store single (notification_send x1000)",
+        ),
+        (
+            "loadgen.store_batch",
+            "store batch (notifications_send of 1000)",
+        ),
+    ] {
+        eprintln!("{what}: {STORE_CALLS} calls");
+        let payload = json!({ "user_id": sess.user_id, "n": STORE_N }).to_string();
+        let (mut times, mut errors) = (Vec::new(), 0u64);
+        for _ in 0..STORE_CALLS {
+            let t = Instant::now();
+            match rpc_rest(ctx, rpc, RpcAuth::HttpKey, &payload, SLOW_TIMEOUT).await {
+                Ok(answer) => {
+                    let elapsed = t.elapsed();
+                    let n = serde_json::from_str::<Value>(&answer)
+                        .ok()
+                        .and_then(|v| as_u64(&v["n"]));
+                    if n == Some(STORE_N) {
+                        times.push(elapsed);
+                    } else {
+                        errors += 1;
+                        note(rpc, &format!("unexpected answer {}", short(&answer)));
+                    }
+                }
+                Err(e) => {
+                    errors += 1;
+                    note(rpc, &e);
+                }
+            }
+        }
+        times.sort_unstable();
+        let rate = |d: Duration| STORE_N as f64 / d.as_secs_f64().max(1e-9);
+        let ok = errors == 0 && !times.is_empty();
+        clean &= ok;
+        let median = percentile(&times, 0.5);
+        println!(
+            "{} {what}, offline player, {} calls: median {:.0} notifications/s ({} per call), \
+             best {:.0}/s, worst {:.0}/s; errors {errors}",
+            status(ok),
+            times.len(),
+            rate(median),
+            ms(median),
+            rate(times.first().copied().unwrap_or_default()),
+            rate(times.last().copied().unwrap_or_default()),
+        );
+    }
+    clean
+}
+
+// ---------------------------------------------------------------------------------------
+// E. memory
+
+fn vm_rss_kib(pid: u32) -> Result<u64, String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| format!("no VmRSS in /proc/{pid}/status"))
+}
+
+async fn scenario_memory(ctx: &Arc<Ctx>) -> bool {
+    let Some(pid) = ctx.pid else {
+        println!("FAIL memory: needs --pid <server pid>");
+        return false;
+    };
+    let max = ctx.sizes.last().copied().unwrap_or(0);
+    // Create every account first, so the measured growth is the sockets'.
+    eprintln!("memory: creating {max} accounts");
+    let mut errors = 0u64;
+    let idxs: Vec<usize> = (0..max).collect();
+    for chunk in idxs.chunks(BATCH) {
+        let auths = chunk.iter().map(|&i| {
+            let device = ctx.device("memory", i);
+            async move { authenticate(ctx, &device).await }
+        });
+        for r in futures_util::future::join_all(auths).await {
+            if let Err(e) = r {
+                errors += 1;
+                note("memory authenticate", &e);
+            }
+        }
+    }
+    sleep(Duration::from_secs(2)).await;
+    let base = match vm_rss_kib(pid) {
+        Ok(v) => v,
+        Err(e) => {
+            println!("FAIL memory: {e}");
+            return false;
+        }
+    };
+    println!("     memory: 0 sockets ({max} accounts): VmRSS {base} KiB");
+    let (shared, _fan_rx) = Shared::new();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (mut open, mut readers) = (0usize, Vec::new());
+    let mut prev = (0usize, base);
+    let mut clean = errors == 0;
+    for &k in &ctx.sizes {
+        let (more, more_readers, errs) =
+            open_sockets(ctx, "memory", open..k, &shared, &stop_rx).await;
+        open += more.len();
+        readers.extend(more_readers);
+        errors += errs;
+        sleep(Duration::from_secs(2)).await;
+        let rss = match vm_rss_kib(pid) {
+            Ok(v) => v,
+            Err(e) => {
+                println!("FAIL memory: {e}");
+                clean = false;
+                break;
+            }
+        };
+        let per = |kib: u64, base: u64, n: usize| (kib as f64 - base as f64) / n.max(1) as f64;
+        let ok = errs == 0;
+        clean &= ok;
+        println!(
+            "{} memory: {open} idle sockets: VmRSS {rss} KiB, {:+} KiB over 0 sockets = {:.1} KiB \
+             per socket (this step: {:+} KiB for {} sockets = {:.1} KiB/socket); open errors {errs}",
+            status(ok),
+            rss as i64 - base as i64,
+            per(rss, base, open),
+            rss as i64 - prev.1 as i64,
+            open - prev.0,
+            per(rss, prev.1, open - prev.0),
+        );
+        prev = (open, rss);
+    }
+    let lost = stop_readers(&shared, stop_tx, readers).await;
+    if lost > 0 || errors > 0 {
+        println!("FAIL memory: {lost} sockets lost, {errors} errors");
+        clean = false;
+    }
+    clean
+}
+
+// ---------------------------------------------------------------------------------------
+
+#[tokio::main]
+async fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let ws_base = match loopback_ws_base(&args.url) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("{e}\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let http = match reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(SLOW_TIMEOUT)
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cannot build the HTTP client: {e}");
+            std::process::exit(1);
+        }
+    };
+    let ctx = Arc::new(Ctx {
+        http,
+        url: args.url.clone(),
+        ws_base,
+        server_key: args.server_key,
+        http_key: args.http_key,
+        run: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+        duration: args.duration,
+        clients: args.clients,
+        users: args.users,
+        pid: args.pid,
+        sizes: args.sizes,
+    });
+
+    match http_send(
+        ctx.http.get(format!("{}/healthcheck", ctx.url)),
+        HTTP_TIMEOUT,
+    )
+    .await
+    {
+        Ok((s, _)) if s.is_success() => {}
+        Ok((s, body)) => {
+            eprintln!("{}/healthcheck answered {s} {}", ctx.url, short(&body));
+            std::process::exit(1);
+        }
+        Err(e) => {
+            eprintln!("{} is not reachable: {e}", ctx.url);
+            std::process::exit(1);
+        }
+    }
+    eprintln!("run {} against {}", ctx.run, ctx.url);
+
+    let scenarios: Vec<&str> = match args.scenario.as_str() {
+        "all" => vec!["send", "send_online", "list", "store"],
+        s => vec![s],
+    };
+    let mut clean = true;
+    for s in scenarios {
+        let ok = match s {
+            "send" => scenario_send(&ctx, true).await,
+            "send_online" => scenario_send(&ctx, false).await,
+            "fanout" => scenario_fanout(&ctx).await,
+            "list" => scenario_list(&ctx).await,
+            "store" => scenario_store(&ctx).await,
+            "memory" => scenario_memory(&ctx).await,
+            _ => false,
+        };
+        clean &= ok;
+    }
+    let errors = NOTES.load(Ordering::Relaxed);
+    if !clean || errors > 0 {
+        eprintln!("loadgen: FAILED ({errors} errors noted)");
+        std::process::exit(1);
+    }
+}
