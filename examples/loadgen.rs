@@ -46,12 +46,15 @@
 //!   and the pid).
 //!
 //! Start-up time is measured outside this program, from process start to the first 200 from
-//! `/healthcheck`, e.g. with hyperfine (`--prepare` removing the data dir if wanted):
+//! `/healthcheck` (stop any server on :7350 first; add `--prepare 'rm -rf /tmp/tl-st'` for a
+//! cold start with an empty database):
 //!
 //! ```text
-//! hyperfine -w 2 'sh -c "target/release/tidings --data_dir /tmp/tl-st & p=\$!; \
-//!     until curl -sf http://127.0.0.1:7350/healthcheck >/dev/null; do :; done; kill \$p; wait \$p"'
+//! hyperfine -w 2 'target/release/tidings --data_dir /tmp/tl-st --runtime.path examples/loadgen/modules & p=$!;
+//!     until curl -sf http://127.0.0.1:7350/healthcheck >/dev/null; do sleep 0.002; done; kill $p; wait $p; true'
 //! ```
+//!
+//! (or a shell loop: `date +%s%N` before the start and after the first 200).
 //!
 //! Errors are counted and the first few printed to stderr; the exit code is 1 when any
 //! scenario saw an error, a missing or a duplicate delivery, 2 for bad arguments.
