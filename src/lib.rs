@@ -114,11 +114,7 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "tidings is serving");
     }
-    warp::serve(api::routes(ctx))
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    api::server::run(ctx, listener, shutdown).await;
 }
 
 /// `tidings check [PATH]`: loads every module of `path` the way the server would, without

@@ -61,14 +61,14 @@ struct AuthenticateRequest {
 async fn hooked<T: Serialize + serde::de::DeserializeOwned>(
     ctx: &Arc<Ctx>,
     method: &str,
-    call: &crate::runtime::CallContext,
+    caller: (&HttpInfo, Option<&SessionUser>),
     request: T,
 ) -> Result<(T, serde_json::Value), Rejection> {
     let value = serde_json::to_value(&request).map_err(|e| ApiError::invalid(e.to_string()))?;
     if !ctx.runtime.has_before(method) && !ctx.runtime.has_after(method) {
         return Ok((request, value));
     }
-    let value = hooks::before(ctx, method, call, value).await?;
+    let value = hooks::before(ctx, method, caller, value).await?;
     let typed =
         serde_json::from_value(value.clone()).map_err(|e| ApiError::invalid(e.to_string()))?;
     Ok((typed, value))
@@ -123,8 +123,8 @@ async fn authenticate_handler(
         "custom" => "AuthenticateCustom",
         _ => "AuthenticateEmail",
     };
-    let call = info.context(None);
-    let (request, raw) = hooked(&ctx, method, &call, request).await?;
+    let call = (&info, None);
+    let (request, raw) = hooked(&ctx, method, call, request).await?;
     let body = request.account;
     let opts = AuthOptions {
         create: request.create,
@@ -148,7 +148,7 @@ async fn authenticate_handler(
     };
     if ctx.runtime.has_after(method) {
         let response = serde_json::to_value(&reply).unwrap_or_default();
-        hooks::after(&ctx, method, &call, response, raw).await;
+        hooks::after(&ctx, method, call, response, raw).await;
     }
     Ok(json_reply(&reply))
 }
@@ -173,9 +173,9 @@ fn refresh(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Rejectio
         .and(with_ctx(ctx))
         .and_then(|body: Bytes, info: HttpInfo, ctx: Arc<Ctx>| async move {
             const METHOD: &str = "SessionRefresh";
-            let call = info.context(None);
+            let call = (&info, None);
             let (body, raw): (RefreshBody, _) =
-                hooked(&ctx, METHOD, &call, decode_body(&body)?).await?;
+                hooked(&ctx, METHOD, call, decode_body(&body)?).await?;
             let vars = Some(body.vars).filter(|v| !v.is_empty());
             let tokens = ctx.core.accounts.refresh(&body.token, vars).await?;
             let reply = SessionBody {
@@ -185,7 +185,7 @@ fn refresh(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Rejectio
             };
             if ctx.runtime.has_after(METHOD) {
                 let response = serde_json::to_value(&reply).unwrap_or_default();
-                hooks::after(&ctx, METHOD, &call, response, raw).await;
+                hooks::after(&ctx, METHOD, call, response, raw).await;
             }
             Ok::<_, Rejection>(json_reply(&reply))
         })

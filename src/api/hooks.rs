@@ -17,11 +17,12 @@ use crate::core::sessions::SessionUser;
 use crate::core::Code;
 use crate::runtime::CallContext;
 
-/// What an HTTP request tells a script about its caller.
+/// What an HTTP request tells a script about its caller. Kept raw and converted only when a
+/// script actually runs, so requests without hooks pay nothing for it.
 #[derive(Debug, Clone, Default)]
 pub struct HttpInfo {
-    headers: Vec<(String, Vec<String>)>,
-    query: Vec<(String, Vec<String>)>,
+    headers: HeaderMap,
+    query: Vec<(String, String)>,
     addr: Option<SocketAddr>,
 }
 
@@ -34,35 +35,6 @@ fn group(pairs: impl Iterator<Item = (String, String)>) -> Vec<(String, Vec<Stri
         }
     }
     out
-}
-
-/// Collects headers (all but Grpc-Timeout), query parameters (all but `http_key`) and the
-/// peer address.
-pub fn http_info() -> impl Filter<Extract = (HttpInfo,), Error = Infallible> + Clone {
-    warp::header::headers_cloned()
-        .and(query_pairs())
-        .and(warp::addr::remote())
-        .map(
-            |headers: HeaderMap, query: Vec<(String, String)>, addr: Option<SocketAddr>| {
-                let headers = group(
-                    headers
-                        .iter()
-                        .filter(|(name, _)| *name != "grpc-timeout")
-                        .map(|(name, value)| {
-                            (
-                                canonical_header(name.as_str()),
-                                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                            )
-                        }),
-                );
-                let query = group(query.into_iter().filter(|(k, _)| k != "http_key"));
-                HttpInfo {
-                    headers,
-                    query,
-                    addr,
-                }
-            },
-        )
 }
 
 /// Go's canonical form of a header name (`content-type` -> `Content-Type`), which is how
@@ -81,9 +53,40 @@ fn canonical_header(name: &str) -> String {
     out
 }
 
+/// Captures the headers, query parameters and peer address of a request.
+pub fn http_info() -> impl Filter<Extract = (HttpInfo,), Error = Infallible> + Clone {
+    warp::header::headers_cloned()
+        .and(query_pairs())
+        .and(warp::ext::optional::<super::server::Peer>())
+        .map(
+            |headers: HeaderMap,
+             query: Vec<(String, String)>,
+             peer: Option<super::server::Peer>| {
+                HttpInfo {
+                    headers,
+                    query,
+                    addr: peer.map(|p| p.0),
+                }
+            },
+        )
+}
+
 impl HttpInfo {
-    /// The Lua context for this request, with the caller's session if any.
+    /// The Lua context for this request, with the caller's session if any: all headers but
+    /// Grpc-Timeout, all query parameters but `http_key`.
     pub fn context(&self, user: Option<&SessionUser>) -> CallContext {
+        let headers = group(
+            self.headers
+                .iter()
+                .filter(|(name, _)| *name != "grpc-timeout")
+                .map(|(name, value)| {
+                    (
+                        canonical_header(name.as_str()),
+                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                    )
+                }),
+        );
+        let query_params = group(self.query.iter().filter(|(k, _)| k != "http_key").cloned());
         CallContext {
             user_id: user.map(|u| u.user_id),
             username: user.map(|u| u.username.clone()),
@@ -91,8 +94,8 @@ impl HttpInfo {
             session_exp: user.map(|u| u.expires_at),
             session_id: None,
             lang: None,
-            headers: self.headers.clone(),
-            query_params: self.query.clone(),
+            headers,
+            query_params,
             client_ip: self.addr.map(|a| a.ip().to_string()),
             client_port: self.addr.map(|a| a.port().to_string()),
         }
@@ -103,13 +106,14 @@ impl HttpInfo {
 pub async fn before(
     ctx: &Arc<Ctx>,
     method: &str,
-    call: &CallContext,
+    caller: (&HttpInfo, Option<&SessionUser>),
     request: Value,
 ) -> Result<Value, ApiError> {
     if !ctx.runtime.has_before(method) {
         return Ok(request);
     }
-    match ctx.runtime.before(method, call.clone(), request).await {
+    let call = caller.0.context(caller.1);
+    match ctx.runtime.before(method, call, request).await {
         Ok(Some(request)) => Ok(request),
         Ok(None) => Err(ApiError::new(
             Code::NotFound,
@@ -123,13 +127,12 @@ pub async fn before(
 pub async fn after(
     ctx: &Arc<Ctx>,
     method: &str,
-    call: &CallContext,
+    caller: (&HttpInfo, Option<&SessionUser>),
     response: Value,
     request: Value,
 ) {
     if ctx.runtime.has_after(method) {
-        ctx.runtime
-            .after(method, call.clone(), response, request)
-            .await;
+        let call = caller.0.context(caller.1);
+        ctx.runtime.after(method, call, response, request).await;
     }
 }

@@ -12,6 +12,7 @@ pub mod hooks;
 pub mod notifications;
 pub mod reload;
 pub mod rpc;
+pub mod server;
 pub mod socket;
 pub mod wire;
 
@@ -65,9 +66,7 @@ pub fn routes(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Infal
         .unify()
         .or(rpc::route(ctx.clone()))
         .unify()
-        .or(reload::routes(ctx.clone()))
-        .unify()
-        .or(socket::route(ctx))
+        .or(reload::routes(ctx))
         .unify()
         // Boxing erases the deeply nested filter type: faster builds, and crates that
         // embed the server do not hit the type recursion limit.

@@ -104,8 +104,8 @@ async fn list_handler(
     if let Some(cursor) = query_get(&query, "cacheable_cursor").filter(|c| !c.is_empty()) {
         request.insert("cacheable_cursor".into(), cursor.into());
     }
-    let call = info.context(Some(&user));
-    let request = hooks::before(&ctx, LIST, &call, request.into()).await?;
+    let call = (&info, Some(&user));
+    let request = hooks::before(&ctx, LIST, call, request.into()).await?;
     let limit = check_limit(request.get("limit").and_then(Value::as_i64))?;
     let cursor = request
         .get("cacheable_cursor")
@@ -127,7 +127,7 @@ async fn list_handler(
     let text = serde_json::to_string(&body).unwrap_or_else(|_| "{}".into());
     if ctx.runtime.has_after(LIST) {
         let response = serde_json::from_str(&text).unwrap_or_default();
-        hooks::after(&ctx, LIST, &call, response, request).await;
+        hooks::after(&ctx, LIST, call, response, request).await;
     }
     Ok(raw_json_reply(text))
 }
@@ -164,8 +164,8 @@ async fn delete_handler(
     if !raw_ids.is_empty() {
         request.insert("ids".into(), raw_ids.into());
     }
-    let call = info.context(Some(&user));
-    let request = hooks::before(&ctx, DELETE, &call, request.into()).await?;
+    let call = (&info, Some(&user));
+    let request = hooks::before(&ctx, DELETE, call, request.into()).await?;
     let ids = match request.get("ids") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => items
@@ -181,7 +181,7 @@ async fn delete_handler(
         .notifications
         .delete(ids, Some(user.user_id))
         .await?;
-    hooks::after(&ctx, DELETE, &call, serde_json::json!({}), request).await;
+    hooks::after(&ctx, DELETE, call, serde_json::json!({}), request).await;
     Ok(json_reply(&serde_json::json!({})))
 }
 

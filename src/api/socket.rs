@@ -13,15 +13,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use http::HeaderValue;
+use hyper::body::Incoming;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
 use serde_json::{json, Map, Value};
 use tokio::time::{sleep_until, timeout, Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 use warp::http::StatusCode;
 use warp::reply::Response;
-use warp::ws::{Message, WebSocket, Ws};
-use warp::{Filter, Rejection, Reply};
+use warp::Reply;
 
+use super::error::{error_response, ApiError};
 use super::wire::encode_event;
-use super::{query_get, query_pairs, with_ctx, Ctx};
+use super::{query_get, Ctx};
 use crate::core::notifications::Notification;
 use crate::core::presence::{Event, Outbound, SessionHandle};
 use crate::core::sessions::SessionUser;
@@ -63,30 +72,31 @@ const KNOWN_UNSUPPORTED: &[&str] = &[
 /// How long to wait for the client's close acknowledgement.
 const CLOSE_ACK_WAIT: Duration = Duration::from_secs(2);
 
-/// GET /ws?token=&format=&status=&lang=
-pub fn route(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::path("ws")
-        .and(warp::path::end())
-        .and(warp::get())
-        .and(query_pairs())
-        .and(warp::header::optional::<String>("authorization"))
-        .and(warp::addr::remote())
-        .and(warp::ws())
-        .and(with_ctx(ctx))
-        .map(handshake)
-}
+/// Frames larger than this are read in pieces; 4 KiB matches Nakama's default message limit
+/// and keeps an idle socket small (tungstenite's default is 128 KiB per connection).
+const READ_BUFFER: usize = 4096;
 
 fn plain(status: StatusCode, text: &'static str) -> Response {
     warp::reply::with_status(text, status).into_response()
 }
 
-fn handshake(
-    query: Vec<(String, String)>,
-    authorization: Option<String>,
-    peer: Option<SocketAddr>,
-    ws: Ws,
-    ctx: Arc<Ctx>,
-) -> Response {
+fn header<'a>(req: &'a hyper::Request<Incoming>, name: &str) -> &'a str {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// GET /ws?token=&format=&status=&lang= — checks the request, answers 101 and runs the
+/// session on the upgraded connection (called by `api::server` for every `/ws` request).
+pub fn upgrade(req: hyper::Request<Incoming>, peer: SocketAddr, ctx: Arc<Ctx>) -> Response {
+    if req.method() != hyper::Method::GET {
+        return error_response(&ApiError::new(Code::Unimplemented, "Method Not Allowed"));
+    }
+    let query: Vec<(String, String)> =
+        form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
     match query_get(&query, "format").unwrap_or("") {
         "" | "json" => {}
         "protobuf" => {
@@ -97,14 +107,23 @@ fn handshake(
         }
         _ => return plain(StatusCode::BAD_REQUEST, "Invalid format parameter"),
     }
-    let token = authorization
-        .as_deref()
-        .and_then(|h| h.strip_prefix("Bearer "))
+    let token = header(&req, "authorization")
+        .strip_prefix("Bearer ")
         .or_else(|| query_get(&query, "token"))
         .unwrap_or("");
     let Ok(user) = ctx.core.sessions.verify(token) else {
         return plain(StatusCode::UNAUTHORIZED, "Missing or invalid token");
     };
+    let is_upgrade = header(&req, "connection")
+        .split(',')
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+        && header(&req, "upgrade").eq_ignore_ascii_case("websocket")
+        && header(&req, "sec-websocket-version") == "13";
+    let key = header(&req, "sec-websocket-key");
+    if !is_upgrade || key.is_empty() {
+        return error_response(&ApiError::invalid("WebSocket upgrade required"));
+    }
+    let accept = derive_accept_key(key.as_bytes());
     let status = matches!(
         query_get(&query, "status").unwrap_or(""),
         "1" | "t" | "T" | "TRUE" | "true" | "True"
@@ -112,17 +131,45 @@ fn handshake(
     let lang = query_get(&query, "lang")
         .filter(|l| !l.is_empty())
         .map(str::to_string);
-    let cfg = &ctx.config.socket;
     let session = Session {
         user,
         status,
         lang,
-        peer,
+        peer: Some(peer),
     };
-    ws.max_message_size(cfg.max_message_size_bytes)
-        .max_frame_size(cfg.max_message_size_bytes)
-        .on_upgrade(move |socket| run_session(socket, session, ctx))
-        .into_response()
+    let max = ctx.config.socket.max_message_size_bytes;
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max));
+    let on_upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(config),
+                )
+                .await;
+                run_session(ws, session, ctx).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
+        }
+    });
+    let mut res = warp::reply().into_response();
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = res.headers_mut();
+    headers.insert(
+        http::header::CONNECTION,
+        HeaderValue::from_static("Upgrade"),
+    );
+    headers.insert(http::header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        headers.insert(http::header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    res
 }
 
 /// What to do after handling one client frame.
@@ -254,7 +301,10 @@ struct Session {
     peer: Option<SocketAddr>,
 }
 
-async fn run_session(socket: WebSocket, session: Session, ctx: Arc<Ctx>) {
+/// The socket after the upgrade.
+type Socket = WebSocketStream<TokioIo<Upgraded>>;
+
+async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
     let Session {
         user,
         status,
@@ -315,7 +365,7 @@ async fn run_session(socket: WebSocket, session: Session, ctx: Arc<Ctx>) {
                 send_ok = send(&mut tx, Message::text(&*msg.encoded(encode_event)), write_wait).await;
             }
             _ = ping.tick() => {
-                send_ok = send(&mut tx, Message::ping(Vec::new()), write_wait).await;
+                send_ok = send(&mut tx, Message::Ping(Default::default()), write_wait).await;
             }
             frame = async { pending.as_mut().expect("guarded").await }, if pending.is_some() => {
                 pending = None;
@@ -345,7 +395,7 @@ async fn run_session(socket: WebSocket, session: Session, ctx: Arc<Ctx>) {
                 if !msg.is_text() {
                     continue; // ping/pong frames: tungstenite answers pings itself
                 }
-                match handle_text(msg.to_str().unwrap_or("")) {
+                match handle_text(msg.to_text().unwrap_or("")) {
                     Step::Continue => {}
                     Step::Reply(frame) => {
                         send_ok = send(&mut tx, Message::text(frame), write_wait).await;
@@ -382,12 +432,16 @@ async fn run_session(socket: WebSocket, session: Session, ctx: Arc<Ctx>) {
 /// acknowledgement.
 async fn finish(
     handle: &SessionHandle,
-    mut tx: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut rx: futures_util::stream::SplitStream<WebSocket>,
+    mut tx: futures_util::stream::SplitSink<Socket, Message>,
+    mut rx: futures_util::stream::SplitStream<Socket>,
     reason: Option<String>,
 ) {
     if let Some(reason) = reason {
-        if tx.send(Message::close_with(1000u16, reason)).await.is_ok() {
+        let frame = CloseFrame {
+            code: CloseCode::Normal,
+            reason: reason.into(),
+        };
+        if tx.send(Message::Close(Some(frame))).await.is_ok() {
             let _ = timeout(CLOSE_ACK_WAIT, async {
                 while let Some(Ok(m)) = rx.next().await {
                     if m.is_close() {
@@ -403,7 +457,7 @@ async fn finish(
 }
 
 async fn send(
-    tx: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    tx: &mut futures_util::stream::SplitSink<Socket, Message>,
     msg: Message,
     write_wait: Duration,
 ) -> bool {

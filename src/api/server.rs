@@ -1,0 +1,86 @@
+//! The HTTP server loop: hyper connections, `/ws` upgrades handled here, everything else
+//! handed to the warp routes.
+//!
+//! Why not `warp::serve` and `warp::ws()`: warp's WebSocket keeps tungstenite's default
+//! 128 KiB read buffer per connection and does not expose the setting. Measured with
+//! `examples/loadgen memory` on 2026-11-29: 122–132 KiB of RSS per idle socket through warp.
+//! Upgrading with hyper ourselves lets the socket use a 4 KiB read buffer (see `socket.rs`).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tower_service::Service;
+
+use super::{routes, socket, Ctx};
+
+/// The peer address of a request, as a request extension (warp's own one is private).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+/// How long a connection may take to finish its request once shutdown starts.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Serves until `shutdown` resolves, then stops accepting and lets open requests finish.
+pub async fn run(
+    ctx: Arc<Ctx>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let warp_service = warp::service(routes(ctx.clone()));
+    // Tells open connections to finish their current request and close.
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let ctx = ctx.clone();
+        let warp_service = warp_service.clone();
+        let service = service_fn(move |mut req: hyper::Request<Incoming>| {
+            let ctx = ctx.clone();
+            let mut warp_service = warp_service.clone();
+            async move {
+                if req.uri().path() == "/ws" {
+                    return Ok::<_, Infallible>(socket::upgrade(req, peer, ctx));
+                }
+                req.extensions_mut().insert(Peer(peer));
+                warp_service.call(req).await
+            }
+        });
+        let conn = http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let mut closed = closed.clone();
+        tokio::spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            let stop = async move {
+                let _ = closed.wait_for(|c| *c).await;
+            };
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(DRAIN, conn).await;
+                }
+            }
+        });
+    }
+    let _ = closing.send(true);
+}
