@@ -844,21 +844,23 @@ async fn sender(spec: SenderSpec) -> (u64, u64) {
         let target = &targets[rng.below(targets.len())];
         let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
         let payload = send_payload(&target.user_id, seq, persistent, start);
+        if ws.is_none() {
+            if let Err(e) = sess.fresh(&ctx).await {
+                note("sender re-authenticate", &e);
+                failed += 1;
+                break;
+            }
+        }
+        lock(&shared.sent).insert(
+            seq,
+            Sent {
+                at: Instant::now(),
+                target: target.idx,
+                ok: false,
+            },
+        );
         let result = match ws.as_mut() {
             None => {
-                if let Err(e) = sess.fresh(&ctx).await {
-                    note("sender re-authenticate", &e);
-                    failed += 1;
-                    break;
-                }
-                lock(&shared.sent).insert(
-                    seq,
-                    Sent {
-                        at: Instant::now(),
-                        target: target.idx,
-                        ok: false,
-                    },
-                );
                 rpc_rest(
                     &ctx,
                     "loadgen.send",
@@ -868,17 +870,7 @@ async fn sender(spec: SenderSpec) -> (u64, u64) {
                 )
                 .await
             }
-            Some(ws) => {
-                lock(&shared.sent).insert(
-                    seq,
-                    Sent {
-                        at: Instant::now(),
-                        target: target.idx,
-                        ok: false,
-                    },
-                );
-                rpc_socket(ws, n + 1, "loadgen.send", &payload, HTTP_TIMEOUT).await
-            }
+            Some(ws) => rpc_socket(ws, n + 1, "loadgen.send", &payload, HTTP_TIMEOUT).await,
         };
         match result {
             Ok(_) => {
