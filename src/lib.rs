@@ -57,8 +57,9 @@ pub async fn run(
     let core = build_core(&config).await?;
     let runtime = start_runtime(&config, core.clone()).await?;
     let sighup = reload_on_sighup(runtime.clone());
-    serve(core, runtime, config, listener, shutdown).await;
+    serve(core.clone(), runtime, config, listener, shutdown).await;
     sighup.abort();
+    core.close().await;
     Ok(())
 }
 

@@ -26,6 +26,7 @@ pub struct Core {
     pub presence: Arc<presence::Presence>,
     /// Node name, as `ctx.node` and in logs.
     pub node: String,
+    store: Arc<dyn store::Store>,
 }
 
 impl Core {
@@ -39,10 +40,18 @@ impl Core {
         let presence = Arc::new(presence::Presence::default());
         Ok(Core {
             accounts: accounts::Accounts::new(store.clone(), sessions.clone()),
-            notifications: notifications::Notifications::new(store, presence.clone()),
+            notifications: notifications::Notifications::new(store.clone(), presence.clone()),
+            store,
             sessions,
             presence,
             node,
         })
+    }
+
+    /// Tidies storage at shutdown (see `Store::close`).
+    pub async fn close(&self) {
+        if let Err(e) = self.store.close().await {
+            tracing::warn!(error = %e, "closing the store");
+        }
     }
 }

@@ -32,6 +32,17 @@ async fn stored_notifications_sessions_and_cursors_survive_a_restart() {
     let dir = s.stop().await;
 
     let s = Server::start_in(dir, &[]).await;
+    // A row stored after the restart still sorts after every earlier one: the writer resumes
+    // from the saved high-water mark, not from the clock alone.
+    let after_restart = vec![NewNotification {
+        user_id: u.id,
+        subject: "s3".into(),
+        content: "{}".into(),
+        code: 1,
+        sender_id: Some(uuid::Uuid::nil()),
+        persistent: true,
+    }];
+    s.core.notifications.send(after_restart).await.unwrap();
     let (status, body) = s
         .get(
             &format!("/v2/notification?limit=10&cacheable_cursor={cursor}"),
@@ -47,7 +58,7 @@ async fn stored_notifications_sessions_and_cursors_survive_a_restart() {
         .iter()
         .map(|n| n["subject"].as_str().unwrap())
         .collect();
-    assert_eq!(subjects, ["s2"]);
+    assert_eq!(subjects, ["s2", "s3"]);
     assert_eq!(
         s.get("/v2/account", &gone.token).await.0,
         401,
