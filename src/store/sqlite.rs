@@ -122,10 +122,15 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
 }
 
 fn uuid_from(row: &Row, idx: usize) -> rusqlite::Result<Uuid> {
-    let bytes: Vec<u8> = row.get(idx)?;
-    Uuid::from_slice(&bytes).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Blob, Box::new(e))
-    })
+    // Borrow the blob instead of copying it into a Vec: this runs for every id of every row.
+    let conversion = |e: Box<dyn std::error::Error + Send + Sync>| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Blob, e)
+    };
+    let bytes = row
+        .get_ref(idx)?
+        .as_blob()
+        .map_err(|e| conversion(Box::new(e)))?;
+    Uuid::from_slice(bytes).map_err(|e| conversion(Box::new(e)))
 }
 
 const NOTIFICATION_COLS: &str = "id, user_id, subject, content, code, sender_id, create_time";

@@ -55,6 +55,18 @@ impl Dev {
         self.s.rpc("ver", &self.token, "").await
     }
 
+    /// POST /v2/tidings/runtime/reload with the http key.
+    async fn reload_now(&self) -> (u16, Value) {
+        self.s
+            .call(
+                reqwest::Method::POST,
+                "/v2/tidings/runtime/reload?http_key=defaulthttpkey",
+                None,
+                None,
+            )
+            .await
+    }
+
     async fn status(&self) -> Value {
         let (status, body) = self
             .s
@@ -174,14 +186,7 @@ async fn manual_reload_endpoint_works_without_watching() {
     let d = dev(&[("runtime.hot_reload", "false")]).await;
     std::fs::write(d.dir.join("ver.lua"), version_module("2")).unwrap();
     assert_eq!(d.ver().await.1["payload"], "1", "nothing watches the files");
-    let (status, body) =
-        d.s.call(
-            reqwest::Method::POST,
-            "/v2/tidings/runtime/reload?http_key=defaulthttpkey",
-            None,
-            None,
-        )
-        .await;
+    let (status, body) = d.reload_now().await;
     assert_eq!(
         (status, body["generation"].clone()),
         (200, json!(2)),
@@ -190,14 +195,7 @@ async fn manual_reload_endpoint_works_without_watching() {
     assert_eq!(d.ver().await.1["payload"], "2");
 
     std::fs::write(d.dir.join("ver.lua"), "this is not lua").unwrap();
-    let (status, body) =
-        d.s.call(
-            reqwest::Method::POST,
-            "/v2/tidings/runtime/reload?http_key=defaulthttpkey",
-            None,
-            None,
-        )
-        .await;
+    let (status, body) = d.reload_now().await;
     assert_eq!(status, 400);
     assert!(
         body["last_error"].as_str().unwrap().contains("ver.lua:1:"),

@@ -52,17 +52,23 @@ fn item_tables(args: &Args, invalid: &str) -> NkResult<Vec<Table>> {
     Ok(items)
 }
 
+/// A non-empty subject at argument `n` and a content table at `n + 1`, converted to JSON.
+fn subject_and_content(args: &Args, n: usize) -> NkResult<(String, String)> {
+    let subject = args.check_string(n)?;
+    if subject.is_empty() {
+        return Err(args.error(n, "expects subject to be a non-empty string"));
+    }
+    let content = convert::content_to_json(&args.check_table(n + 1)?)
+        .map_err(|e| args.error(n + 1, &format!("failed to convert content: {}", e.0)))?;
+    Ok((subject, content))
+}
+
 /// `nk.notification_send(user_id, subject, content, code, sender_id?, persistent?)`.
 fn notification_send(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
     let user = args.check_string(1)?;
     let user_id =
         Uuid::parse_str(&user).map_err(|_| args.error(1, "expects user_id to be a valid UUID"))?;
-    let subject = args.check_string(2)?;
-    if subject.is_empty() {
-        return Err(args.error(2, "expects subject to be a non-empty string"));
-    }
-    let content = convert::content_to_json(&args.check_table(3)?)
-        .map_err(|e| args.error(3, &format!("failed to convert content: {}", e.0)))?;
+    let (subject, content) = subject_and_content(args, 2)?;
     let code = args.check_int(4)?;
     if !(code > 0 || (-2000..=-1000).contains(&code)) || code > i32::MAX as i64 {
         return Err(args.error(4, "expects code number to be a positive integer"));
@@ -172,12 +178,7 @@ fn one_notification(args: &Args, item: &Table) -> NkResult<NewNotification> {
 
 /// `nk.notification_send_all(subject, content, code, persistent?)`.
 fn notification_send_all(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
-    let subject = args.check_string(1)?;
-    if subject.is_empty() {
-        return Err(args.error(1, "expects subject to be a non-empty string"));
-    }
-    let content = convert::content_to_json(&args.check_table(2)?)
-        .map_err(|e| args.error(2, &format!("failed to convert content: {}", e.0)))?;
+    let (subject, content) = subject_and_content(args, 1)?;
     let code = args.check_int(3)?;
     if code <= 0 || code > i32::MAX as i64 {
         return Err(args.error(3, "expects code number to be a positive integer"));
