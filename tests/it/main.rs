@@ -4,11 +4,13 @@
 //! - `accounts`: authenticate, refresh, logout, account, token forgery, bad bodies
 //! - `notifications`: core send -> sockets -> REST list/delete, cursor rules, send_all
 //! - `socket`: handshake, envelopes, limits, single_socket
+//! - `crash`: acknowledged sends survive SIGKILL of the real binary
 //! - `durability`: what survives a restart
 //! - `reload`: hot reload, the runtime status endpoint, `tidings check`
 //! - `lua`: modules, the `nk` API, RPC over HTTP and socket, sandbox, limits, hooks
 
 mod accounts;
+mod crash;
 mod durability;
 mod lua;
 mod notifications;

@@ -1,0 +1,198 @@
+//! Crash durability: the real binary is SIGKILLed at random moments while clients store
+//! persistent notifications; after every restart, each send that was acknowledged must be
+//! listed exactly once, and SQLite must report an intact database.
+
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::support::fixtures;
+
+/// Kills per run; the reliability issue asks for at least 20.
+const KILLS: usize = 20;
+const CLIENTS: usize = 4;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn start(data: &std::path::Path, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args(["--data_dir", data.to_str().expect("path")])
+        .args([
+            "--socket.address",
+            "127.0.0.1",
+            "--socket.port",
+            &port.to_string(),
+        ])
+        .args([
+            "--runtime.path",
+            &fixtures("good"),
+            "--runtime.lua_min_count",
+            "2",
+        ])
+        .args([
+            "--runtime.hot_reload",
+            "false",
+            "--session.token_expiry_sec",
+            "3600",
+        ])
+        .args(["--logger.level", "error"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tidings")
+}
+
+async fn wait_healthy(http: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(res) = http.get(format!("{base}/healthcheck")).send().await {
+            if res.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("server did not become healthy");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_sends_survive_sigkill() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let mut server = start(&data, port);
+    wait_healthy(&http, &base).await;
+    let session: serde_json::Value = http
+        .post(format!("{base}/v2/account/authenticate/device"))
+        .basic_auth("defaultkey", Some(""))
+        .body(r#"{"id":"crash-test-device"}"#)
+        .send()
+        .await
+        .expect("auth")
+        .json()
+        .await
+        .expect("auth json");
+    let token = session["token"].as_str().expect("token").to_string();
+
+    let next = Arc::new(AtomicU64::new(0));
+    let acked = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        let (http, base, token) = (http.clone(), base.clone(), token.clone());
+        let (next, acked, stop) = (next.clone(), acked.clone(), stop.clone());
+        clients.push(tokio::spawn(async move {
+            // Bounded: stops when told to, or after a ceiling of requests.
+            for _ in 0..1_000_000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let seq = next.fetch_add(1, Ordering::Relaxed);
+                let sent = http
+                    .post(format!("{base}/v2/rpc/test.store_seq"))
+                    .bearer_auth(&token)
+                    .body(format!("\"{seq}\""))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(res) if res.status().is_success() => {
+                        acked.lock().unwrap_or_else(|p| p.into_inner()).push(seq)
+                    }
+                    // Server down or restarting: the send may or may not have happened.
+                    _ => tokio::time::sleep(Duration::from_millis(5)).await,
+                }
+            }
+        }));
+    }
+
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..KILLS {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        tokio::time::sleep(Duration::from_millis(40 + rng % 160)).await;
+        server.kill().expect("SIGKILL");
+        server.wait().expect("reap");
+        server = start(&data, port);
+        wait_healthy(&http, &base).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.expect("client task");
+    }
+
+    // Everything acknowledged is listed, once.
+    let mut listed = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..100_000 {
+        let page: serde_json::Value = http
+            .get(format!(
+                "{base}/v2/notification?limit=100&cacheable_cursor={cursor}"
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("list json");
+        let items = page["notifications"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if items.is_empty() {
+            break;
+        }
+        for n in &items {
+            let content: serde_json::Value =
+                serde_json::from_str(n["content"].as_str().expect("content"))
+                    .expect("content json");
+            listed.push(content["seq"].as_u64().expect("seq"));
+        }
+        cursor = page["cacheable_cursor"]
+            .as_str()
+            .expect("cursor")
+            .to_string();
+    }
+    let acked = acked.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let unique: HashSet<u64> = listed.iter().copied().collect();
+    assert_eq!(
+        unique.len(),
+        listed.len(),
+        "a notification was listed twice"
+    );
+    let lost: Vec<u64> = acked
+        .iter()
+        .copied()
+        .filter(|s| !unique.contains(s))
+        .collect();
+    eprintln!(
+        "crash durability: {} sends acknowledged, {} listed, {KILLS} SIGKILLs, {} lost",
+        acked.len(),
+        listed.len(),
+        lost.len()
+    );
+    assert!(acked.len() > 100, "the clients barely ran: {}", acked.len());
+    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+
+    server.kill().expect("SIGKILL");
+    server.wait().expect("reap");
+    let db = rusqlite::Connection::open(data.join("tidings.db")).expect("open db");
+    let check: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity_check");
+    assert_eq!(check, "ok");
+}
