@@ -482,34 +482,45 @@ async fn rpc_over_the_socket() {
 
 #[tokio::test]
 async fn runaway_scripts_and_memory_hogs_are_stopped_and_the_server_keeps_serving() {
-    let s = lua_server(&[
-        ("runtime.lua_call_timeout_ms", "300"),
-        ("runtime.lua_memory_limit_bytes", "16777216"),
-    ])
-    .await;
+    // The runaway budget is long enough (1 s) that a loaded CI machine still answers the echo
+    // well inside it; the property checked is that the echo does not wait for the runaway.
+    let s = lua_server(&[("runtime.lua_call_timeout_ms", "1000")]).await;
     let u = s.user("victim").await;
     // A runaway call does not hold up others: they run on other VMs.
-    let started = Instant::now();
-    let (runaway, echo) = tokio::join!(s.rpc("test.runaway", &u.token, ""), async {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let r = s.rpc("test.echo", &u.token, "alive").await;
-        (r, started.elapsed())
-    });
-    assert_eq!(runaway.0, 504, "{}", runaway.1);
-    assert_eq!(runaway.1["code"], 4);
-    assert!(runaway.1["message"]
+    let (runaway, echo) = tokio::join!(
+        async {
+            let r = s.rpc("test.runaway", &u.token, "").await;
+            (r, Instant::now())
+        },
+        async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let r = s.rpc("test.echo", &u.token, "alive").await;
+            (r, Instant::now())
+        }
+    );
+    let ((status, body), runaway_done) = runaway;
+    assert_eq!((status, body["code"].clone()), (504, json!(4)), "{body}");
+    assert!(body["message"]
         .as_str()
         .unwrap()
         .contains("lua_call_timeout_ms"));
     assert_eq!(echo.0 .1["payload"], "alive");
-    assert!(
-        echo.1 < Duration::from_millis(290),
-        "echo waited for the runaway: {:?}",
-        echo.1
-    );
+    assert!(echo.1 < runaway_done, "the echo waited for the runaway");
 
     let (status, body) = s.rpc("test.runaway_pcall", &u.token, "").await;
     assert_eq!((status, body["code"].clone()), (504, json!(4)), "{body}");
+    // Every VM still answers.
+    for _ in 0..8 {
+        assert_eq!(s.rpc("test.echo", &u.token, "ok").await.1["payload"], "ok");
+    }
+
+    // Memory hogs, with a time budget so generous that only the memory limit can stop them.
+    let s = lua_server(&[
+        ("runtime.lua_call_timeout_ms", "60000"),
+        ("runtime.lua_memory_limit_bytes", "16777216"),
+    ])
+    .await;
+    let u = s.user("victim").await;
     for id in ["test.memory", "test.big_string"] {
         let (status, body) = s.rpc(id, &u.token, "").await;
         assert_eq!(
@@ -518,7 +529,6 @@ async fn runaway_scripts_and_memory_hogs_are_stopped_and_the_server_keeps_servin
             "{id}: {body}"
         );
     }
-    // Every VM still answers.
     for _ in 0..8 {
         assert_eq!(s.rpc("test.echo", &u.token, "ok").await.1["payload"], "ok");
     }

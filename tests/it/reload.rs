@@ -169,11 +169,12 @@ async fn renamed_and_deleted_modules() {
 async fn calls_in_flight_finish_on_the_old_generation() {
     let d = dev(&[]).await;
     let slow = "local nk = require(\"nakama\")\n\
-                nk.register_rpc(function() local t = os.clock() while os.clock() - t < 0.4 do end return \"old\" end, \"ver\")\n";
+                nk.register_rpc(function() local t = os.clock() while os.clock() - t < 1.0 do end return \"old\" end, \"ver\")\n";
     d.change(|dir| std::fs::write(dir.join("ver.lua"), slow).unwrap())
         .await;
     let (in_flight, _) = tokio::join!(d.ver(), async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Well after the slow call has reached its VM, well before it finishes.
+        tokio::time::sleep(Duration::from_millis(300)).await;
         d.change(|dir| std::fs::write(dir.join("ver.lua"), version_module("new")).unwrap())
             .await;
     });
