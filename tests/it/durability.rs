@@ -65,3 +65,55 @@ async fn stored_notifications_sessions_and_cursors_survive_a_restart() {
         "logout survives restart"
     );
 }
+
+/// The writer's clock resumes from the saved high-water mark, not from the wall clock: a row
+/// stored ahead of the clock before a restart (as a burst of sends can be) still sorts before
+/// every row stored after it.
+#[tokio::test]
+async fn rows_after_a_restart_sort_after_rows_ahead_of_the_clock() {
+    let s = Server::start().await;
+    let u = s.user("ahead").await;
+    let dir = s.stop().await;
+
+    // A row an hour ahead of the clock, and the high-water mark that covers it.
+    let ahead = tidings::core::time::now_micros() + 3_600_000_000;
+    let db = rusqlite::Connection::open(dir.path().join("tidings.db")).unwrap();
+    db.execute(
+        "INSERT INTO notification (user_id, create_time, id, subject, content, code, sender_id) \
+         VALUES (?1, ?2, ?3, 'ahead', '{}', 1, ?4)",
+        rusqlite::params![
+            u.id.as_bytes().to_vec(),
+            ahead,
+            uuid::Uuid::now_v7().as_bytes().to_vec(),
+            uuid::Uuid::nil().as_bytes().to_vec()
+        ],
+    )
+    .unwrap();
+    db.execute(
+        "UPDATE store_meta SET value = ?1 WHERE key = 'last_create_time'",
+        [ahead],
+    )
+    .unwrap();
+    drop(db);
+
+    let s = Server::start_in(dir, &[]).await;
+    let (_, page) = s.get("/v2/notification?limit=1", &u.token).await;
+    let cursor = page["cacheable_cursor"].as_str().unwrap().to_string();
+    assert_eq!(page["notifications"][0]["subject"], "ahead");
+    let later = vec![NewNotification {
+        user_id: u.id,
+        subject: "later".into(),
+        content: "{}".into(),
+        code: 1,
+        sender_id: Some(uuid::Uuid::nil()),
+        persistent: true,
+    }];
+    s.core.notifications.send(later).await.unwrap();
+    let (_, body) = s
+        .get(
+            &format!("/v2/notification?limit=10&cacheable_cursor={cursor}"),
+            &u.token,
+        )
+        .await;
+    assert_eq!(body["notifications"][0]["subject"], "later", "{body}");
+}
