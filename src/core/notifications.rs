@@ -18,6 +18,8 @@ use super::time::now_micros;
 
 /// Longest subject a stored notification may have (Nakama's VARCHAR(255)).
 pub const MAX_SUBJECT_CHARS: usize = 255;
+/// PostgreSQL's words for a subject over 255 characters, which scripts see (NAKAMA-SPEC §5.1).
+const TOO_LONG: &str = "ERROR: value too long for type character varying(255) (SQLSTATE 22001)";
 /// Largest page any door may ask for.
 pub const MAX_LIST_LIMIT: usize = 1000;
 /// Users per page when a persistent `send_all` walks the user table.
@@ -81,6 +83,30 @@ pub struct Page {
 pub struct Notifications {
     store: Arc<dyn Store>,
     presence: Arc<Presence>,
+    known_users: KnownUsers,
+}
+
+/// Users known to exist, for [`Notifications::check_recipients`]. Bounded: when full it
+/// starts over, which costs one read per user afterwards, never a wrong answer (users are
+/// never deleted).
+#[derive(Default)]
+struct KnownUsers(std::sync::Mutex<std::collections::HashSet<Uuid>>);
+
+impl KnownUsers {
+    const MAX: usize = 100_000;
+
+    fn contains(&self, id: Uuid) -> bool {
+        self.0.lock().map(|s| s.contains(&id)).unwrap_or(false)
+    }
+
+    fn insert(&self, id: Uuid) {
+        if let Ok(mut set) = self.0.lock() {
+            if set.len() >= Self::MAX {
+                set.clear();
+            }
+            set.insert(id);
+        }
+    }
 }
 
 fn check_content(content: &str) -> CoreResult<()> {
@@ -96,9 +122,7 @@ fn check_new(n: &NewNotification) -> CoreResult<()> {
     check_content(&n.content)?;
     if n.persistent {
         if n.subject.chars().count() > MAX_SUBJECT_CHARS {
-            return Err(CoreError::invalid(
-                "value too long for type character varying(255)",
-            ));
+            return Err(CoreError::invalid(TOO_LONG));
         }
         if i16::try_from(n.code).is_err() {
             return Err(CoreError::invalid(format!(
@@ -113,7 +137,7 @@ fn check_new(n: &NewNotification) -> CoreResult<()> {
 fn store_error(public: &str, err: StoreError) -> CoreError {
     match err {
         StoreError::MissingReference(_) => CoreError::invalid(
-            "insert or update on table \"notification\" violates foreign key constraint \"notification_user_id_fkey\"",
+            "ERROR: insert or update on table \"notification\" violates foreign key constraint \"notification_user_id_fkey\" (SQLSTATE 23503)",
         ),
         StoreError::Constraint(msg) => CoreError::invalid(msg),
         other => CoreError::internal(public, other),
@@ -122,50 +146,110 @@ fn store_error(public: &str, err: StoreError) -> CoreError {
 
 impl Notifications {
     pub fn new(store: Arc<dyn Store>, presence: Arc<Presence>) -> Self {
-        Notifications { store, presence }
+        Notifications {
+            store,
+            presence,
+            known_users: KnownUsers::default(),
+        }
+    }
+
+    /// Checks a batch as `send` would, without sending it: its size and every item's subject,
+    /// content and code. Doors that defer the send (the Lua runtime) call this first so a bad
+    /// argument fails the call that made it.
+    pub fn validate(batch: &[NewNotification]) -> CoreResult<()> {
+        if batch.len() > MAX_BATCH {
+            return Err(CoreError::invalid(format!(
+                "at most {MAX_BATCH} notifications per send"
+            )));
+        }
+        batch.iter().try_for_each(check_new)
+    }
+
+    /// Fails as the store's foreign key would when a persistent item names a user that does
+    /// not exist. Users are never deleted, so users seen once are remembered (bounded) and
+    /// most calls cost no read.
+    pub async fn check_recipients(&self, batch: &[NewNotification]) -> CoreResult<()> {
+        for n in batch.iter().filter(|n| n.persistent) {
+            if self.known_users.contains(n.user_id) {
+                continue;
+            }
+            match self.store.user_by_id(n.user_id).await {
+                Ok(Some(_)) => self.known_users.insert(n.user_id),
+                Ok(None) => return Err(store_error("", StoreError::MissingReference("user"))),
+                Err(e) => return Err(store_error("Error sending notifications.", e)),
+            }
+        }
+        Ok(())
     }
 
     /// Sends a batch: stores the persistent ones in one transaction, then pushes one frame per
     /// online recipient. Returns the notifications as delivered (stored ones with their
     /// stored `create_time`).
     pub async fn send(&self, batch: Vec<NewNotification>) -> CoreResult<Vec<Notification>> {
-        if batch.len() > MAX_BATCH {
-            return Err(CoreError::invalid(format!(
-                "at most {MAX_BATCH} notifications per send"
-            )));
-        }
-        for n in &batch {
-            check_new(n)?;
+        let mut sent = self.send_calls(vec![batch]).await?;
+        Ok(sent.pop().unwrap_or_default())
+    }
+
+    /// Sends several calls' batches at once: every persistent item of every call in one
+    /// transaction, then each call's frames in call order, exactly as if each call had been
+    /// sent alone. The Lua runtime collects an RPC's sends and commits them here before the
+    /// RPC answers, so a script that sends 1,000 notifications pays for one commit.
+    pub async fn send_calls(
+        &self,
+        calls: Vec<Vec<NewNotification>>,
+    ) -> CoreResult<Vec<Vec<Notification>>> {
+        for batch in &calls {
+            Self::validate(batch)?;
         }
         let now = now_micros();
-        let mut all: Vec<Notification> = batch
+        let mut calls: Vec<Vec<Notification>> = calls
             .into_iter()
-            .map(|n| Notification {
-                id: Uuid::now_v7(),
-                user_id: n.user_id,
-                subject: n.subject,
-                content: n.content,
-                code: n.code,
-                sender_id: n.sender_id,
-                create_time: now,
-                persistent: n.persistent,
+            .map(|batch| {
+                batch
+                    .into_iter()
+                    .map(|n| Notification {
+                        id: Uuid::now_v7(),
+                        user_id: n.user_id,
+                        subject: n.subject,
+                        content: n.content,
+                        code: n.code,
+                        sender_id: n.sender_id,
+                        create_time: now,
+                        persistent: n.persistent,
+                    })
+                    .collect()
             })
             .collect();
 
-        let stored_idx: Vec<usize> = (0..all.len()).filter(|i| all[*i].persistent).collect();
-        if !stored_idx.is_empty() {
-            let rows = stored_idx.iter().map(|i| all[*i].clone()).collect();
+        let stored_at: Vec<(usize, usize)> = calls
+            .iter()
+            .enumerate()
+            .flat_map(|(c, batch)| {
+                batch
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, n)| n.persistent)
+                    .map(move |(i, _)| (c, i))
+            })
+            .collect();
+        if !stored_at.is_empty() {
+            let rows = stored_at
+                .iter()
+                .map(|&(c, i)| calls[c][i].clone())
+                .collect();
             let stored = self
                 .store
                 .insert_notifications(rows)
                 .await
                 .map_err(|e| store_error("Error sending notifications.", e))?;
-            for (i, row) in stored_idx.into_iter().zip(stored) {
-                all[i] = row;
+            for ((c, i), row) in stored_at.into_iter().zip(stored) {
+                calls[c][i] = row;
             }
         }
-        self.push_grouped(&all);
-        Ok(all)
+        for batch in &calls {
+            self.push_grouped(batch);
+        }
+        Ok(calls)
     }
 
     /// One frame per recipient with all of their notifications from this call, in order.
@@ -343,9 +427,7 @@ impl Notifications {
                     return Err(CoreError::invalid("subject must not be empty"));
                 }
                 if subject.chars().count() > MAX_SUBJECT_CHARS {
-                    return Err(CoreError::invalid(
-                        "value too long for type character varying(255)",
-                    ));
+                    return Err(CoreError::invalid(TOO_LONG));
                 }
             }
         }

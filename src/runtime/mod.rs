@@ -83,6 +83,8 @@ pub fn hook_key(method: &str) -> String {
 /// running keep the generation they started on.
 pub struct Generation {
     pool: pool::Pool,
+    /// Commits the sends a call deferred.
+    core: Arc<Core>,
     rpcs: HashSet<String>,
     before: HashSet<String>,
     after: HashSet<String>,
@@ -102,6 +104,7 @@ impl Generation {
             .await
             .map_err(|e| e.to_string())??;
         let module_names = modules.iter().map(|m| m.name.clone()).collect();
+        let core_ref = core.clone();
         let shared = Arc::new(vm::Shared {
             node: context::NodeInfo {
                 node: core.node.clone(),
@@ -116,6 +119,7 @@ impl Generation {
         let (pool, (rpcs, before, after)) = pool::Pool::start(shared).await?;
         Ok(Generation {
             pool,
+            core: core_ref,
             rpcs: rpcs.into_iter().collect(),
             before: before.into_iter().collect(),
             after: after.into_iter().collect(),
@@ -161,8 +165,20 @@ impl Generation {
             args,
             reply,
         })?;
-        wait.await
-            .map_err(|_| RuntimeError::new(Code::Internal, "Lua VM stopped during the call"))?
+        let finished = wait
+            .await
+            .map_err(|_| RuntimeError::new(Code::Internal, "Lua VM stopped during the call"))?;
+        if finished.deferred.is_empty() {
+            return finished.result;
+        }
+        let sent = self.core.notifications.send_calls(finished.deferred).await;
+        match (finished.result, sent) {
+            (Ok(_), Err(e)) => Err(RuntimeError::new(
+                Code::Internal,
+                format!("failed to send notifications: {}", e.message),
+            )),
+            (result, _) => result,
+        }
     }
 
     /// Calls an RPC; `Ok(None)` is a nil result.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 use tokio::sync::oneshot;
 
-use super::vm::{CallArgs, CallOutput, Shared, Vm};
+use super::vm::{CallArgs, Finished, Shared, Vm};
 use super::{CallContext, RuntimeError};
 use crate::core::Code;
 
@@ -20,7 +20,7 @@ pub struct Job {
     pub target: String,
     pub ctx: CallContext,
     pub args: CallArgs,
-    pub reply: oneshot::Sender<Result<CallOutput, RuntimeError>>,
+    pub reply: oneshot::Sender<Finished>,
 }
 
 type Registrations = (Vec<String>, Vec<String>, Vec<String>);
@@ -125,7 +125,10 @@ fn worker(
         let (result, replace) = match result {
             Ok(r) => (r, vm.spent),
             Err(_) => (
-                Err(RuntimeError::new(Code::Internal, "Lua call failed")),
+                Finished {
+                    result: Err(RuntimeError::new(Code::Internal, "Lua call failed")),
+                    deferred: Vec::new(),
+                },
                 true,
             ),
         };

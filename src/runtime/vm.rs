@@ -39,6 +39,37 @@ pub struct VmData {
     pub shared: Arc<Shared>,
     /// The context table of the call in progress, for `nk.get_context`.
     pub current: RefCell<Option<Table>>,
+    /// Sends made during the call in progress, committed when it returns (see [`Deferred`]).
+    pub deferred: RefCell<Deferred>,
+}
+
+/// The notification sends of one call, in call order, committed together when the call
+/// returns and before its caller hears back (`Notifications::send_calls`): one commit per
+/// RPC instead of one per `nk.notification_send`, with the same guarantee, since nothing
+/// outside the call can observe the difference before it returns. Only collecting during a
+/// call (`active`); module loading and `run_once` send at once.
+#[derive(Default)]
+pub struct Deferred {
+    pub active: bool,
+    pub calls: Vec<Vec<crate::core::notifications::NewNotification>>,
+    pub items: usize,
+}
+
+impl Deferred {
+    /// Most items held back at once; a call that sends more commits what it holds first.
+    pub const MAX_ITEMS: usize = crate::core::notifications::MAX_BATCH;
+
+    pub fn take(&mut self) -> Vec<Vec<crate::core::notifications::NewNotification>> {
+        self.items = 0;
+        std::mem::take(&mut self.calls)
+    }
+}
+
+/// What the pool hands back for one call: its outcome and the sends it deferred, which the
+/// caller must commit (even when the call failed: they were accepted when made).
+pub struct Finished {
+    pub result: Result<CallOutput, RuntimeError>,
+    pub deferred: Vec<Vec<crate::core::notifications::NewNotification>>,
 }
 
 /// What a call is for.
@@ -134,6 +165,7 @@ impl Vm {
         lua.set_app_data(VmData {
             shared: shared.clone(),
             current: RefCell::new(None),
+            deferred: RefCell::default(),
         });
         let setup = || -> mlua::Result<Function> {
             for name in [RPC_REGISTRY, BEFORE_REGISTRY, AFTER_REGISTRY] {
@@ -220,8 +252,26 @@ impl Vm {
         )
     }
 
-    /// Runs one registered function.
-    pub fn call(
+    /// Runs one registered function, collecting its notification sends.
+    pub fn call(&mut self, target: &str, ctx: &CallContext, args: CallArgs) -> Finished {
+        if let Some(data) = self.lua.app_data_ref::<VmData>() {
+            let mut deferred = data.deferred.borrow_mut();
+            deferred.take();
+            deferred.active = true;
+        }
+        let result = self.call_inner(target, ctx, args);
+        let deferred = match self.lua.app_data_ref::<VmData>() {
+            Some(data) => {
+                let mut deferred = data.deferred.borrow_mut();
+                deferred.active = false;
+                deferred.take()
+            }
+            None => Vec::new(),
+        };
+        Finished { result, deferred }
+    }
+
+    fn call_inner(
         &mut self,
         target: &str,
         ctx: &CallContext,

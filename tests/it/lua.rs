@@ -43,8 +43,8 @@ async fn argument_rules_and_error_text_match_nakama() {
         (format!(r#"nk.notification_send("{uid}", "s", {{}}, -999)"#), "bad argument #4 to notification_send (expects code number to be a positive integer)".into()),
         (format!(r#"nk.notification_send("{uid}", "s", {{}}, 1, "zz")"#), "bad argument #5 to notification_send (expects sender_id to either be not set, empty string or a valid UUID)".into()),
         (format!(r#"nk.notification_send("{uid}", "s", {{}}, 1, nil, "yes")"#), "bad argument #6 to notification_send (boolean expected, got string)".into()),
-        (format!(r#"nk.notification_send("{}", "s", {{}}, 1, nil, true)"#, Uuid::new_v4()), "failed to send notifications: insert or update on table \"notification\" violates foreign key constraint \"notification_user_id_fkey\"".into()),
-        (format!(r#"nk.notification_send("{uid}", string.rep("x", 256), {{}}, 1, nil, true)"#), "failed to send notifications: value too long for type character varying(255)".into()),
+        (format!(r#"nk.notification_send("{}", "s", {{}}, 1, nil, true)"#, Uuid::new_v4()), "failed to send notifications: ERROR: insert or update on table \"notification\" violates foreign key constraint \"notification_user_id_fkey\" (SQLSTATE 23503)".into()),
+        (format!(r#"nk.notification_send("{uid}", string.rep("x", 256), {{}}, 1, nil, true)"#), "failed to send notifications: ERROR: value too long for type character varying(255) (SQLSTATE 22001)".into()),
         (r#"nk.notifications_send({"x"})"#.into(), "bad argument #1 to notifications_send (expects a valid set of notifications)".into()),
         (format!(r#"nk.notifications_send({{{{user_id="{uid}", subject="s", content={{}}, code=1, sender_id=""}}}})"#), "bad argument #1 to notifications_send (expects sender_id to be a valid UUID)".into()),
         (format!(r#"nk.notifications_send({{{{user_id="{uid}", subject="", content={{}}, code=1}}}})"#), "bad argument #1 to notifications_send (expects subject to be provided and to be non-empty)".into()),
@@ -294,6 +294,72 @@ async fn notifications_send_and_send_all_from_scripts() {
         let f = next_json(ws).await;
         assert_eq!(f["notifications"]["notifications"][0]["subject"], "hello");
     }
+}
+
+/// An RPC's sends are committed together when it returns, before it answers: the frames
+/// still come one per call in call order, errors are still raised by the call that caused
+/// them, and sends made before a script error are kept (they were accepted when made).
+#[tokio::test]
+async fn an_rpcs_sends_commit_together_before_it_answers() {
+    let s = lua_server(&[]).await;
+    let u = s.user("batcher").await;
+    let mut ws = s.socket(&u.token).await;
+    let uid = u.id;
+    let nobody = Uuid::new_v4();
+    let code = format!(
+        r#"nk.notification_send("{uid}", "p1", {{}}, 1, nil, true)
+           nk.notification_send("{uid}", "o1", {{}}, 2, nil, false)
+           local ok, err = pcall(nk.notification_send, "{nobody}", "lost", {{}}, 3, nil, true)
+           nk.notifications_send({{
+             {{user_id = "{uid}", subject = "p2", content = {{}}, code = 4, persistent = true}},
+             {{user_id = "{uid}", subject = "p3", content = {{}}, code = 5, persistent = true}},
+           }})
+           error(tostring(ok) .. " " .. err)"#
+    );
+    let (status, body) = s.rpc("test.eval", &u.token, &code).await;
+    assert_eq!(status, 500, "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.ends_with("false failed to send notifications: ERROR: insert or update on table \"notification\" violates foreign key constraint \"notification_user_id_fkey\" (SQLSTATE 23503)"),
+        "the unknown recipient fails its own call: {message}"
+    );
+    let mut frames = Vec::new();
+    for _ in 0..3 {
+        let frame = next_json(&mut ws).await;
+        let subjects: Vec<String> = frame["notifications"]["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["subject"].as_str().unwrap().to_string())
+            .collect();
+        frames.push(subjects.join(","));
+    }
+    assert_eq!(frames, ["p1", "o1", "p2,p3"]);
+    let (_, listed) = s.get("/v2/notification?limit=10", &u.token).await;
+    let subjects: Vec<&str> = listed["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        subjects,
+        ["p1", "p2", "p3"],
+        "stored although the RPC failed"
+    );
+
+    // 3,000 sends in one RPC, then a list in the same RPC sees every one of them.
+    let code = format!(
+        r#"for i = 1, 3000 do nk.notification_send("{uid}", "bulk", {{i = i}}, 7, nil, true) end
+           local seen, cursor = 0, nil
+           repeat
+             local page
+             page, cursor = nk.notifications_list("{uid}", 1000, cursor)
+             seen = seen + #page
+           until cursor == nil
+           return tostring(seen)"#
+    );
+    assert_eq!(eval(&s, &u.token, &code).await, "3003");
 }
 
 #[tokio::test]

@@ -9,10 +9,11 @@ use uuid::Uuid;
 
 use super::{ret, shared, Args, NkError, NkResult, Raw};
 use crate::core::notifications::{
-    CursorMode, NewNotification, Notification, NotificationUpdate, MAX_BATCH,
+    CursorMode, NewNotification, Notification, NotificationUpdate, Notifications, MAX_BATCH,
 };
 use crate::core::{Code, CoreError};
 use crate::runtime::convert;
+use crate::runtime::vm::{Deferred, VmData};
 
 pub const FUNCTIONS: &[(&str, Raw)] = &[
     ("notification_send", notification_send),
@@ -83,18 +84,72 @@ fn notification_send(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
         })?,
     };
     let persistent = args.opt_bool(6, false)?;
-    let rt = shared(lua)?;
-    rt.handle
-        .block_on(rt.core.notifications.send(vec![NewNotification {
+    send_or_defer(
+        lua,
+        vec![NewNotification {
             user_id,
             subject,
             content,
             code: code as i32,
             sender_id: Some(sender_id),
             persistent,
-        }]))
-        .map_err(send_failed)?;
+        }],
+    )?;
     ret(lua, ())
+}
+
+/// Sends a checked batch, or, during a call, holds it back to be committed with the call's
+/// other sends when the call returns (`vm::Deferred`). Either way every error the send could
+/// raise (bad item, unknown recipient) is raised here, by the call that caused it. A batch
+/// of online-only items with nothing held back before it is pushed at once.
+fn send_or_defer(lua: &Lua, batch: Vec<NewNotification>) -> NkResult<()> {
+    let rt = shared(lua)?;
+    let notifications = &rt.core.notifications;
+    Notifications::validate(&batch).map_err(send_failed)?;
+    rt.handle
+        .block_on(notifications.check_recipients(&batch))
+        .map_err(send_failed)?;
+    let data = lua
+        .app_data_ref::<VmData>()
+        .ok_or_else(|| NkError("runtime unavailable".into()))?;
+    let mut deferred = data.deferred.borrow_mut();
+    let online_only = !batch.iter().any(|n| n.persistent);
+    if !deferred.active || (deferred.calls.is_empty() && online_only) {
+        drop(deferred);
+        rt.handle
+            .block_on(notifications.send(batch))
+            .map_err(send_failed)?;
+        return Ok(());
+    }
+    if deferred.items + batch.len() > Deferred::MAX_ITEMS {
+        let held = deferred.take();
+        drop(deferred);
+        rt.handle
+            .block_on(notifications.send_calls(held))
+            .map_err(send_failed)?;
+        deferred = data.deferred.borrow_mut();
+    }
+    deferred.items += batch.len();
+    deferred.calls.push(batch);
+    Ok(())
+}
+
+/// Commits the sends held back so far in this call, so that what the script does next
+/// (list, get, delete, update, send to all) sees them and happens after them.
+fn flush_deferred(lua: &Lua) -> NkResult<()> {
+    let Some(data) = lua.app_data_ref::<VmData>() else {
+        return Ok(());
+    };
+    let held = data.deferred.borrow_mut().take();
+    drop(data);
+    if held.is_empty() {
+        return Ok(());
+    }
+    let rt = shared(lua)?;
+    rt.handle
+        .block_on(rt.core.notifications.send_calls(held))
+        .map_err(send_failed)?;
+    Ok(())
 }
 
 /// `nk.notifications_send({ {user_id=, subject=, content=, code=, sender_id=?, persistent=?}, ... })`.
@@ -103,10 +158,7 @@ fn notifications_send(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
         .iter()
         .map(|item| one_notification(args, item))
         .collect::<NkResult<Vec<_>>>()?;
-    let rt = shared(lua)?;
-    rt.handle
-        .block_on(rt.core.notifications.send(batch))
-        .map_err(send_failed)?;
+    send_or_defer(lua, batch)?;
     ret(lua, ())
 }
 
@@ -184,6 +236,7 @@ fn notification_send_all(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
         return Err(args.error(3, "expects code number to be a positive integer"));
     }
     let persistent = args.opt_bool(4, false)?;
+    flush_deferred(lua)?;
     let rt = shared(lua)?;
     rt.handle
         .block_on(
@@ -205,6 +258,7 @@ fn notifications_list(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
         return Err(args.error(2, "expects limit to be value between 1 and 1000"));
     }
     let cursor = args.opt_string(3)?.unwrap_or_default();
+    flush_deferred(lua)?;
     let rt = shared(lua)?;
     let page = rt
         .handle
@@ -302,6 +356,7 @@ fn notifications_get_id(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
     if ids.is_empty() {
         return ret(lua, lua.create_table()?);
     }
+    flush_deferred(lua)?;
     let rt = shared(lua)?;
     let found = rt
         .handle
@@ -337,6 +392,7 @@ fn notifications_delete(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
         };
         per_user.entry(user_id).or_default().push(id);
     }
+    flush_deferred(lua)?;
     let rt = shared(lua)?;
     for (user, ids) in per_user {
         rt.handle
@@ -350,6 +406,7 @@ fn notifications_delete(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
 fn notifications_delete_id(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
     let ids = id_list(args, 1)?;
     let user = opt_user(args, 2)?;
+    flush_deferred(lua)?;
     let rt = shared(lua)?;
     rt.handle
         .block_on(rt.core.notifications.delete(ids, user))
@@ -410,6 +467,7 @@ fn notifications_update(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
             });
         }
     }
+    flush_deferred(lua)?;
     let rt = shared(lua)?;
     rt.handle
         .block_on(rt.core.notifications.update(updates))
