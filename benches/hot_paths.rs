@@ -1,0 +1,224 @@
+//! Micro-benchmarks of the hot inner pieces of the notification path, each measured alone:
+//!
+//! - `cursor`: encoding and decoding the Nakama gob-compatible list cursor (`core::cursor`).
+//! - `lua`: a script's notification content table to JSON (`runtime::convert::content_to_json`).
+//! - `frame`: a notifications event to the socket's JSON text frame (`api::wire::encode_event`,
+//!   the encoder the socket hands to `Outbound::encoded`), for 1 and for 100 notifications.
+//! - `store`: the SQLite store (`store::SqliteStore`) in a temporary directory: one 100-row page
+//!   from the middle of a 10,000-row inbox, and inserts of 1 and of 100 notifications, each
+//!   insert being one committed transaction.
+//!
+//! Run all of them (about a minute on 2 cores) with
+//!
+//! ```sh
+//! cargo bench --bench hot_paths
+//! ```
+//!
+//! or one group with, for example, `cargo bench --bench hot_paths -- store`.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BatchSize, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
+};
+use mlua::{Lua, Table};
+use tokio::runtime::Runtime;
+use uuid::Uuid;
+
+use tidings::api::wire::encode_event;
+use tidings::core::cursor::{self, Position};
+use tidings::core::notifications::Notification;
+use tidings::core::presence::Event;
+use tidings::core::store::{NewIdentity, Store};
+use tidings::core::time::{now_micros, now_secs};
+use tidings::runtime::convert::content_to_json;
+use tidings::store::SqliteStore;
+
+/// The server runs on mimalloc (see `src/main.rs`); measure with the same allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// A typical notification content table, as a script passes it to `nk.notification_send`.
+const CONTENT_LUA: &str = r#"return {
+    reward = "gold",
+    amount = 100,
+    items = {"a", "b", "c"},
+    nested = {x = 1.5, y = true},
+}"#;
+/// `CONTENT_LUA` as `content_to_json` writes it: the content every sample notification carries.
+const CONTENT_JSON: &str =
+    r#"{"amount":100,"items":["a","b","c"],"nested":{"x":1.5,"y":true},"reward":"gold"}"#;
+
+/// Notifications in the inbox the list benchmark reads.
+const INBOX_ROWS: usize = 10_000;
+/// Rows per transaction while filling that inbox.
+const SEED_BATCH: usize = 1_000;
+/// Rows per listed page (the REST maximum).
+const PAGE: usize = 100;
+
+/// A group with modest settings, so the whole file runs in about a minute.
+fn configured_group<'a>(
+    c: &'a mut Criterion,
+    name: &str,
+    measurement: Duration,
+) -> BenchmarkGroup<'a, WallTime> {
+    let mut group = c.benchmark_group(name);
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(measurement);
+    group
+}
+
+/// A persistent notification from the system to `user_id`, with fresh id and typical content.
+fn notification(user_id: Uuid) -> Notification {
+    Notification {
+        id: Uuid::new_v4(),
+        user_id,
+        subject: "You received a reward".into(),
+        content: CONTENT_JSON.into(),
+        code: 101,
+        sender_id: Some(Uuid::nil()),
+        create_time: now_micros(),
+        persistent: true,
+    }
+}
+
+fn notifications(user_id: Uuid, count: usize) -> Vec<Notification> {
+    (0..count).map(|_| notification(user_id)).collect()
+}
+
+fn bench_cursor(c: &mut Criterion) {
+    let position = Position {
+        create_time: 1_795_906_487_123_456,
+        id: Uuid::parse_str("27788cfc-04dc-4e66-a64f-aaec460a1df2").expect("a valid UUID"),
+    };
+    let text = cursor::encode(Some(position));
+    assert_eq!(
+        cursor::decode(&text),
+        Ok(Some(position)),
+        "cursor round trip"
+    );
+
+    let mut group = configured_group(c, "cursor", Duration::from_secs(2));
+    group.bench_function("encode", |b| {
+        b.iter(|| cursor::encode(black_box(Some(position))))
+    });
+    group.bench_function("decode", |b| b.iter(|| cursor::decode(black_box(&text))));
+    group.finish();
+}
+
+fn bench_lua_content(c: &mut Criterion) {
+    let lua = Lua::new();
+    let table: Table = lua
+        .load(CONTENT_LUA)
+        .eval()
+        .expect("the content table evaluates");
+    assert_eq!(
+        content_to_json(&table).expect("the content table encodes"),
+        CONTENT_JSON
+    );
+
+    let mut group = configured_group(c, "lua", Duration::from_secs(2));
+    group.bench_function("content_to_json", |b| {
+        b.iter(|| content_to_json(black_box(&table)))
+    });
+    group.finish();
+}
+
+fn bench_frames(c: &mut Criterion) {
+    let user_id = Uuid::new_v4();
+    let mut group = configured_group(c, "frame", Duration::from_secs(2));
+    for count in [1, 100] {
+        let event = Event::Notifications(notifications(user_id, count));
+        group.throughput(Throughput::Elements(count as u64));
+        group.bench_with_input(
+            BenchmarkId::new("encode_event", count),
+            &event,
+            |b, event| b.iter(|| encode_event(black_box(event))),
+        );
+    }
+    group.finish();
+}
+
+/// Creates a device account; notifications reference their user, so it must exist first.
+async fn create_user(store: &SqliteStore, username: &str) -> Uuid {
+    let id = Uuid::new_v4();
+    store
+        .create_user(
+            id,
+            username,
+            NewIdentity::Device(format!("{username}-device")),
+            now_secs(),
+        )
+        .await
+        .expect("create the benchmark user");
+    id
+}
+
+/// Fills `user_id`'s inbox with `rows` notifications and returns the cursor position of the
+/// middle one, where the list benchmark starts reading.
+async fn seed_inbox(store: &SqliteStore, user_id: Uuid, rows: usize) -> (i64, Uuid) {
+    let mut middle = None;
+    for batch in 0..rows / SEED_BATCH {
+        let stored = store
+            .insert_notifications(notifications(user_id, SEED_BATCH))
+            .await
+            .expect("seed the inbox");
+        if batch == rows / SEED_BATCH / 2 {
+            middle = stored.first().map(|n| (n.create_time, n.id));
+        }
+    }
+    middle.expect("the inbox has a middle row")
+}
+
+fn bench_store(c: &mut Criterion) {
+    let rt = Runtime::new().expect("a tokio runtime");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = SqliteStore::open(&dir.path().join("bench.sqlite3")).expect("open the store");
+    // One user whose inbox is read, another whose inbox takes the inserts, so the page read
+    // stays the same however many rows the insert benchmarks add.
+    let reader = rt.block_on(create_user(&store, "bench_reader"));
+    let writer = rt.block_on(create_user(&store, "bench_writer"));
+    let after = rt.block_on(seed_inbox(&store, reader, INBOX_ROWS));
+    let page = rt
+        .block_on(store.list_notifications(reader, Some(after), PAGE))
+        .expect("list a page");
+    assert_eq!(page.len(), PAGE, "a full page from the middle of the inbox");
+
+    let mut group = configured_group(c, "store", Duration::from_secs(3));
+    group.throughput(Throughput::Elements(PAGE as u64));
+    group.bench_function("list_100_of_10000", |b| {
+        b.iter(|| {
+            rt.block_on(store.list_notifications(reader, black_box(Some(after)), PAGE))
+                .expect("list a page")
+        })
+    });
+    for count in [1, 100] {
+        group.throughput(Throughput::Elements(count as u64));
+        group.bench_function(BenchmarkId::new("insert", count), |b| {
+            b.iter_batched(
+                || notifications(writer, count),
+                |rows| {
+                    rt.block_on(store.insert_notifications(rows))
+                        .expect("insert notifications")
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+
+    rt.block_on(store.close()).expect("close the store");
+}
+
+criterion_group!(
+    benches,
+    bench_cursor,
+    bench_lua_content,
+    bench_frames,
+    bench_store
+);
+criterion_main!(benches);
