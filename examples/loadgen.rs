@@ -45,6 +45,10 @@
 //! - `all`: send, send_online, list and store (not fanout and memory, which need the fd limit
 //!   and the pid).
 //!
+//! With `--pid`, the send and list lines also give the server's CPU time per operation (user +
+//! system, all threads, from /proc): on a machine where the generator shares the cores it is
+//! the figure that says what the server itself costs.
+//!
 //! Start-up time is measured outside this program, from process start to the first 200 from
 //! `/healthcheck` (stop any server on :7350 first; add `--prepare 'rm -rf /tmp/tl-st'` for a
 //! cold start with an empty database):
@@ -332,6 +336,30 @@ impl Rng {
 
 /// Awaits tasks for at most `limit` in total; a task still running then is aborted and,
 /// like a panicked one, counted as a failure.
+/// CPU time the server process used (all threads, user + system), from /proc/<pid>/stat,
+/// when `--pid` names it. Server and load generator share the cores here, so throughput is
+/// partly the generator's limit; CPU per operation is the server's own cost.
+fn server_cpu(ctx: &Ctx) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", ctx.pid?)).ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on Linux for /proc, whatever the kernel's own tick rate.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// ", server CPU N us/op" for a phase that started at CPU time `before` and did `ops`.
+fn cpu_per_op(ctx: &Ctx, before: Option<Duration>, ops: u64) -> String {
+    match (before, server_cpu(ctx)) {
+        (Some(b), Some(a)) if ops > 0 => format!(
+            ", server CPU {:.0} us/op",
+            a.saturating_sub(b).as_secs_f64() * 1e6 / ops as f64
+        ),
+        _ => String::new(),
+    }
+}
+
 async fn join_within<T>(handles: Vec<JoinHandle<T>>, limit: Duration) -> (Vec<T>, u64) {
     let deadline = Instant::now() + limit;
     let (mut out, mut failed) = (Vec::with_capacity(handles.len()), 0);
@@ -943,6 +971,7 @@ async fn send_phase(
     let lo = shared.next_seq.load(Ordering::SeqCst);
     let lost_before = shared.lost.load(Ordering::Relaxed);
     let bad_before = shared.bad_frames.load(Ordering::Relaxed);
+    let cpu_before = server_cpu(ctx);
     let start = Instant::now();
     let end = start + ctx.duration;
     let tasks: Vec<_> = (0..ctx.clients)
@@ -1017,13 +1046,14 @@ async fn send_phase(
         "{} {label}: {} clients -> {} sockets, {secs:.1} s: {ok} sends ok ({:.0}/s), \
          {delivered} delivered ({:.0}/s), latency {}; missing {missing}, duplicates {dups}, \
          misrouted {misrouted}, rpc errors {rpc_errors}, delivered-after-error {after_error}, \
-         bad frames {bad}, sockets lost {lost}",
+         bad frames {bad}, sockets lost {lost}{}",
         status(clean),
         ctx.clients,
         targets.len(),
         ok as f64 / secs,
         delivered as f64 / secs,
         latency_line(&mut latencies),
+        cpu_per_op(ctx, cpu_before, ok),
     );
     clean
 }
@@ -1299,6 +1329,7 @@ async fn scenario_list(ctx: &Arc<Ctx>) -> bool {
     let start = Instant::now();
     let end = start + ctx.duration;
     let expect_len = (LIST_PAGE as u64).min(total.max(1)) as usize;
+    let cpu_before = server_cpu(ctx);
     let tasks: Vec<_> = (0..ctx.clients)
         .map(|_| {
             let ctx = ctx.clone();
@@ -1349,12 +1380,13 @@ async fn scenario_list(ctx: &Arc<Ctx>) -> bool {
     let loop_clean = errors == 0 && !lat.is_empty();
     println!(
         "{} list first page (limit {LIST_PAGE}): {} clients, {secs:.1} s: {} pages ({:.0}/s), \
-         latency {}; errors {errors}",
+         latency {}; errors {errors}{}",
         status(loop_clean),
         ctx.clients,
         lat.len(),
         lat.len() as f64 / secs,
         latency_line(&mut lat),
+        cpu_per_op(ctx, cpu_before, lat.len() as u64),
     );
     list_clean && loop_clean
 }
