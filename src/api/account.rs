@@ -17,6 +17,7 @@ use super::{
 };
 use crate::core::accounts::{AuthOptions, Authenticated};
 use crate::core::sessions::SessionUser;
+use crate::core::store::UserRecord;
 use crate::core::time::rfc3339_secs;
 
 pub fn routes(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -222,6 +223,25 @@ fn put_nonempty(map: &mut serde_json::Map<String, serde_json::Value>, key: &str,
     }
 }
 
+/// Nakama's `User` message as protojson writes it: empty strings and `online: false` left out.
+pub fn wire_user(u: &UserRecord, online: bool) -> serde_json::Map<String, serde_json::Value> {
+    let mut wire_user = serde_json::Map::new();
+    wire_user.insert("id".into(), u.id.to_string().into());
+    put_nonempty(&mut wire_user, "username", &u.username);
+    put_nonempty(&mut wire_user, "display_name", &u.display_name);
+    put_nonempty(&mut wire_user, "avatar_url", &u.avatar_url);
+    put_nonempty(&mut wire_user, "lang_tag", &u.lang_tag);
+    put_nonempty(&mut wire_user, "location", &u.location);
+    put_nonempty(&mut wire_user, "timezone", &u.timezone);
+    put_nonempty(&mut wire_user, "metadata", &u.metadata);
+    if online {
+        wire_user.insert("online".into(), true.into());
+    }
+    wire_user.insert("create_time".into(), rfc3339_secs(u.create_time).into());
+    wire_user.insert("update_time".into(), rfc3339_secs(u.update_time).into());
+    wire_user
+}
+
 /// GET /v2/account
 fn account(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("v2" / "account")
@@ -236,20 +256,7 @@ fn account(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Rejectio
                 .await
                 .map_err(ApiError::from)?;
             let u = &account.user;
-            let mut wire_user = serde_json::Map::new();
-            wire_user.insert("id".into(), u.id.to_string().into());
-            put_nonempty(&mut wire_user, "username", &u.username);
-            put_nonempty(&mut wire_user, "display_name", &u.display_name);
-            put_nonempty(&mut wire_user, "avatar_url", &u.avatar_url);
-            put_nonempty(&mut wire_user, "lang_tag", &u.lang_tag);
-            put_nonempty(&mut wire_user, "location", &u.location);
-            put_nonempty(&mut wire_user, "timezone", &u.timezone);
-            put_nonempty(&mut wire_user, "metadata", &u.metadata);
-            if ctx.core.presence.is_online(u.id) {
-                wire_user.insert("online".into(), true.into());
-            }
-            wire_user.insert("create_time".into(), rfc3339_secs(u.create_time).into());
-            wire_user.insert("update_time".into(), rfc3339_secs(u.update_time).into());
+            let wire_user = wire_user(u, ctx.core.presence.is_online(u.id));
             let mut body = serde_json::Map::new();
             body.insert("user".into(), wire_user.into());
             body.insert("wallet".into(), "{}".into());

@@ -8,6 +8,7 @@
 pub mod account;
 pub mod auth;
 pub mod error;
+pub mod friends;
 pub mod hooks;
 pub mod notifications;
 pub mod reload;
@@ -63,6 +64,8 @@ pub fn routes(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Infal
         .or(account::routes(ctx.clone()))
         .unify()
         .or(notifications::routes(ctx.clone()))
+        .unify()
+        .or(friends::routes(ctx.clone()))
         .unify()
         .or(rpc::route(ctx.clone()))
         .unify()

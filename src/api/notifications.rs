@@ -47,27 +47,27 @@ fn delete(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Rejection
         .and_then(delete_handler)
 }
 
-/// `limit` as the gateway parses an Int32Value (syntax only; the range is checked later,
-/// after a before-hook may have changed it).
-fn parse_limit_param(raw: Option<&str>) -> Result<Option<i64>, ApiError> {
+/// A query parameter as the gateway parses an Int32Value (syntax only; the range is checked
+/// later, after a before-hook may have changed it).
+pub fn parse_int32_param(field: &str, raw: Option<&str>) -> Result<Option<i64>, ApiError> {
     let Some(raw) = raw else {
         return Ok(None);
     };
-    let n: i64 = raw.parse().map_err(|e: std::num::ParseIntError| {
-        let why = match e.kind() {
-            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
-                "value out of range"
-            }
-            _ => "invalid syntax",
-        };
+    let invalid = |why: &str| {
         ApiError::invalid(format!(
-            "parsing field \"limit\": strconv.ParseInt: parsing \"{raw}\": {why}"
+            "parsing field \"{field}\": strconv.ParseInt: parsing \"{raw}\": {why}"
         ))
-    })?;
+    };
+    let n: i64 = raw
+        .parse()
+        .map_err(|e: std::num::ParseIntError| match e.kind() {
+            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                invalid("value out of range")
+            }
+            _ => invalid("invalid syntax"),
+        })?;
     if i32::try_from(n).is_err() {
-        return Err(ApiError::invalid(format!(
-            "parsing field \"limit\": strconv.ParseInt: parsing \"{raw}\": value out of range"
-        )));
+        return Err(invalid("value out of range"));
     }
     Ok(Some(n))
 }
@@ -98,7 +98,7 @@ async fn list_handler(
     ctx: Arc<Ctx>,
 ) -> Result<Response, Rejection> {
     let mut request = serde_json::Map::new();
-    if let Some(limit) = parse_limit_param(query_get(&query, "limit"))? {
+    if let Some(limit) = parse_int32_param("limit", query_get(&query, "limit"))? {
         request.insert("limit".into(), limit.into());
     }
     if let Some(cursor) = query_get(&query, "cacheable_cursor").filter(|c| !c.is_empty()) {
@@ -191,7 +191,7 @@ mod tests {
 
     #[test]
     fn limits() {
-        let parse_limit = |raw: Option<&str>| parse_limit_param(raw).and_then(check_limit);
+        let parse_limit = |raw: Option<&str>| parse_int32_param("limit", raw).and_then(check_limit);
         assert_eq!(parse_limit(None).unwrap(), 1);
         assert_eq!(parse_limit(Some("100")).unwrap(), 100);
         for (raw, msg) in [

@@ -1,4 +1,4 @@
-//! The business rules of Tidings: accounts, sessions, notifications and who is online.
+//! The business rules of Tidings: accounts, sessions, notifications, friends and who is online.
 //!
 //! Every door (REST, the WebSocket, the Lua runtime) calls these functions; none of them
 //! re-implements a rule. This module must not import warp, mlua, rusqlite or any of `api`,
@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod cursor;
 pub mod error;
+pub mod friends;
 pub mod notifications;
 pub mod presence;
 pub mod sessions;
@@ -22,7 +23,8 @@ pub use error::{Code, CoreError, CoreResult};
 pub struct Core {
     pub accounts: accounts::Accounts,
     pub sessions: Arc<sessions::Sessions>,
-    pub notifications: notifications::Notifications,
+    pub notifications: Arc<notifications::Notifications>,
+    pub friends: friends::Friends,
     pub presence: Arc<presence::Presence>,
     /// Node name, as `ctx.node` and in logs.
     pub node: String,
@@ -38,9 +40,14 @@ impl Core {
     ) -> CoreResult<Core> {
         let sessions = Arc::new(sessions::Sessions::load(store.clone(), session_config).await?);
         let presence = Arc::new(presence::Presence::default());
+        let notifications = Arc::new(notifications::Notifications::new(
+            store.clone(),
+            presence.clone(),
+        ));
         Ok(Core {
             accounts: accounts::Accounts::new(store.clone(), sessions.clone()),
-            notifications: notifications::Notifications::new(store.clone(), presence.clone()),
+            friends: friends::Friends::new(store.clone(), notifications.clone(), presence.clone()),
+            notifications,
             store,
             sessions,
             presence,

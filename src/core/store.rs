@@ -46,6 +46,38 @@ pub struct UserRecord {
     pub disable_time: i64,
 }
 
+/// What a friend call did to one pair of users, for the notification it triggers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FriendChange {
+    Nothing,
+    /// A new invite: the target gets -2.
+    Invited,
+    /// An incoming invite accepted: the inviter gets -3.
+    Accepted,
+    /// Both edges removed: the other user gets -9.
+    Removed,
+}
+
+/// Where a friend list page starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FriendPosition {
+    pub state: i32,
+    pub position: i64,
+    pub other: Uuid,
+}
+
+/// One edge as listed: the other user and the edge's own fields.
+#[derive(Debug, Clone)]
+pub struct FriendEdge {
+    pub user: UserRecord,
+    pub state: i32,
+    pub position: i64,
+    /// Unix seconds.
+    pub update_time: i64,
+    /// JSON object text.
+    pub metadata: String,
+}
+
 /// How a new account is identified at creation.
 #[derive(Debug, Clone)]
 pub enum NewIdentity {
@@ -121,6 +153,38 @@ pub trait Store: Send + Sync + 'static {
         -> StoreResult<u64>;
     /// Applies every update in one transaction; returns how many rows changed.
     async fn update_notifications(&self, updates: Vec<NotificationUpdate>) -> StoreResult<u64>;
+
+    // Friends (Nakama's user_edge state machine, NAKAMA-SPEC §6). Each call is one
+    // transaction over all its targets; targets that do not exist are skipped.
+    /// `now` is Unix microseconds.
+    /// `user` adds each target: accepts an incoming invite, else invites, unless either side
+    /// blocked the other or an edge already exists.
+    async fn friends_add(
+        &self,
+        user: Uuid,
+        targets: Vec<Uuid>,
+        metadata: String,
+        now: i64,
+    ) -> StoreResult<Vec<(Uuid, FriendChange)>>;
+    /// `user` removes each target: its own edge in any state, and the target's unless that
+    /// is a block. `Removed` when both went (unfriend, cancel or reject).
+    async fn friends_delete(
+        &self,
+        user: Uuid,
+        targets: Vec<Uuid>,
+    ) -> StoreResult<Vec<(Uuid, FriendChange)>>;
+    /// `user` blocks each target: its own edge becomes (or is created as) a block and the
+    /// target's edge goes unless it is itself a block.
+    async fn friends_block(&self, user: Uuid, targets: Vec<Uuid>, now: i64) -> StoreResult<()>;
+    /// A page of `user`'s edges ordered by (state, position, other id), starting at `from`
+    /// (inclusive), optionally of one state.
+    async fn friends_list(
+        &self,
+        user: Uuid,
+        state: Option<i32>,
+        from: Option<FriendPosition>,
+        limit: usize,
+    ) -> StoreResult<Vec<FriendEdge>>;
 
     /// Called once at shutdown, after the doors have stopped: leave the storage tidy so the
     /// next start is fast. Every committed write is already durable before this.

@@ -7,11 +7,13 @@
 //! - `crash`: acknowledged sends survive SIGKILL of the real binary
 //! - `durability`: what survives a restart
 //! - `reload`: hot reload, the runtime status endpoint, `tidings check`
+//! - `friends`: invite, accept, remove, block, the list, -2/-3/-9
 //! - `lua`: modules, the `nk` API, RPC over HTTP and socket, sandbox, limits, hooks
 
 mod accounts;
 mod crash;
 mod durability;
+mod friends;
 mod lua;
 mod notifications;
 mod reload;

@@ -1,0 +1,328 @@
+//! Friends over REST (NAKAMA-SPEC §6): invite, accept, list, remove, block, with the -2/-3/-9
+//! notifications on real sockets and Nakama's messages for every rejected request.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::support::{next_json, silent, Server, User};
+
+async fn post(s: &Server, path: &str, who: &User) -> (u16, Value) {
+    s.call(Method::POST, path, Some(&who.token), None).await
+}
+
+/// The single notification of the next frame.
+async fn notice(ws: &mut crate::support::Ws) -> Value {
+    let frame = next_json(ws).await;
+    let list = frame["notifications"]["notifications"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(list.len(), 1, "{frame}");
+    list[0].clone()
+}
+
+/// (other user's username, state) of each listed edge, in order.
+async fn edges(s: &Server, who: &User, query: &str) -> (Vec<(String, i64)>, Value) {
+    let (status, body) = s.get(&format!("/v2/friend{query}"), &who.token).await;
+    assert_eq!(status, 200, "{body}");
+    let list = body["friends"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .map(|f| {
+                    (
+                        f["user"]["username"].as_str().unwrap().to_string(),
+                        f["state"].as_i64().expect("state is always written"),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (list, body)
+}
+
+#[tokio::test]
+async fn invite_accept_list_and_remove_with_notifications() {
+    let s = Server::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let mut wa = s.socket(&alice.token).await;
+    let mut wb = s.socket(&bob.token).await;
+
+    // Alice invites Bob by id: Bob gets -2 from Alice, stored.
+    let (status, body) = post(&s, &format!("/v2/friend?ids={}", bob.id), &alice).await;
+    assert_eq!((status, body.to_string()), (200, "{}".to_string()));
+    let n = notice(&mut wb).await;
+    assert_eq!(n["code"], -2);
+    assert_eq!(n["subject"], "alice wants to add you as a friend");
+    assert_eq!(n["content"], r#"{"username":"alice"}"#);
+    assert_eq!(n["sender_id"], alice.id.to_string());
+    assert_eq!(n["persistent"], true);
+    assert_eq!(edges(&s, &alice, "").await.0, [("bob".to_string(), 1)]);
+    assert_eq!(edges(&s, &bob, "").await.0, [("alice".to_string(), 2)]);
+
+    // Inviting again changes nothing and notifies nobody.
+    assert_eq!(
+        post(&s, &format!("/v2/friend?ids={}", bob.id), &alice)
+            .await
+            .0,
+        200
+    );
+    assert!(silent(&mut wb, Duration::from_millis(200)).await);
+
+    // Bob accepts by username: Alice gets -3; both are friends (state 0 is written).
+    assert_eq!(post(&s, "/v2/friend?usernames=alice", &bob).await.0, 200);
+    let n = notice(&mut wa).await;
+    assert_eq!(n["code"], -3);
+    assert_eq!(n["subject"], "bob accepted your friend request");
+    assert_eq!(n["content"], r#"{"username":"bob"}"#);
+    assert_eq!(n["sender_id"], bob.id.to_string());
+    let (list, body) = edges(&s, &alice, "").await;
+    assert_eq!(list, [("bob".to_string(), 0)]);
+    let friend = &body["friends"][0];
+    assert_eq!(friend["user"]["id"], bob.id.to_string());
+    assert_eq!(friend["user"]["online"], true);
+    assert_eq!(friend["metadata"], "{}");
+    assert!(friend["update_time"].as_str().unwrap().ends_with('Z'));
+    assert!(friend["user"].get("edge_count").is_none());
+    assert_eq!(
+        edges(&s, &bob, "?state=0").await.0,
+        [("alice".to_string(), 0)]
+    );
+    assert!(edges(&s, &bob, "?state=1").await.0.is_empty());
+
+    // The list is stored for Bob: his inbox has the -2.
+    let (_, inbox) = s.get("/v2/notification?limit=10", &bob.token).await;
+    assert_eq!(inbox["notifications"][0]["code"], -2);
+
+    // Alice removes Bob: Bob gets -9, both lists are empty.
+    let (status, _) = s
+        .call(
+            Method::DELETE,
+            &format!("/v2/friend?ids={}", bob.id),
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let n = notice(&mut wb).await;
+    assert_eq!(n["code"], -9);
+    assert_eq!(n["subject"], "alice removed you as a friend");
+    assert!(edges(&s, &alice, "").await.0.is_empty());
+    assert!(edges(&s, &bob, "").await.0.is_empty());
+}
+
+#[tokio::test]
+async fn blocks_stop_invites_and_notifications() {
+    let s = Server::start().await;
+    let carol = s.user("carol").await;
+    let dave = s.user("dave").await;
+    let mut wc = s.socket(&carol.token).await;
+
+    // Carol blocks Dave; Dave's invite then does nothing and Carol hears nothing.
+    assert_eq!(
+        post(&s, &format!("/v2/friend/block?ids={}", dave.id), &carol)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        post(&s, &format!("/v2/friend?ids={}", carol.id), &dave)
+            .await
+            .0,
+        200
+    );
+    assert!(silent(&mut wc, Duration::from_millis(200)).await);
+    assert_eq!(edges(&s, &carol, "").await.0, [("dave".to_string(), 3)]);
+    assert!(edges(&s, &dave, "").await.0.is_empty());
+
+    // Dave deleting Carol cannot lift her block; Carol's own delete (unblock) does, silently.
+    s.call(
+        Method::DELETE,
+        &format!("/v2/friend?ids={}", carol.id),
+        Some(&dave.token),
+        None,
+    )
+    .await;
+    assert_eq!(edges(&s, &carol, "").await.0, [("dave".to_string(), 3)]);
+    s.call(
+        Method::DELETE,
+        &format!("/v2/friend?ids={}", dave.id),
+        Some(&carol.token),
+        None,
+    )
+    .await;
+    assert!(edges(&s, &carol, "").await.0.is_empty());
+    assert!(silent(&mut wc, Duration::from_millis(200)).await);
+
+    // Blocking a friend ends the friendship on the other side too.
+    let mut wd = s.socket(&dave.token).await;
+    post(&s, &format!("/v2/friend?ids={}", dave.id), &carol).await;
+    notice(&mut wd).await;
+    post(&s, &format!("/v2/friend?ids={}", carol.id), &dave).await;
+    notice(&mut wc).await;
+    assert_eq!(
+        post(&s, "/v2/friend/block?usernames=dave", &carol).await.0,
+        200
+    );
+    assert_eq!(edges(&s, &carol, "").await.0, [("dave".to_string(), 3)]);
+    assert!(edges(&s, &dave, "").await.0.is_empty());
+}
+
+#[tokio::test]
+async fn rejected_requests_use_nakamas_messages_and_notify_nobody() {
+    let s = Server::start().await;
+    let erin = s.user("erin").await;
+    let frank = s.user("frank").await;
+    let mut wf = s.socket(&frank.token).await;
+    let me = erin.id;
+    let nil_message = format!("Invalid user ID '{}'.", Uuid::nil());
+    let cases: Vec<(Method, String, u16, &str)> = vec![
+        (
+            Method::POST,
+            format!("/v2/friend?ids={me}"),
+            400,
+            "Cannot add self as friend.",
+        ),
+        (
+            Method::POST,
+            "/v2/friend?usernames=erin".into(),
+            400,
+            "Cannot add self as friend.",
+        ),
+        (
+            Method::POST,
+            "/v2/friend?ids=nope".into(),
+            400,
+            "Invalid user ID 'nope'.",
+        ),
+        (
+            Method::POST,
+            format!("/v2/friend?ids={}", Uuid::nil()),
+            400,
+            &nil_message,
+        ),
+        (
+            Method::POST,
+            "/v2/friend?usernames=".into(),
+            400,
+            "Username must not be empty.",
+        ),
+        (
+            Method::POST,
+            "/v2/friend?usernames=ghost".into(),
+            400,
+            "No valid ID or username was provided.",
+        ),
+        (
+            Method::POST,
+            format!("/v2/friend/block?ids={me}"),
+            400,
+            "Cannot block self.",
+        ),
+        (
+            Method::POST,
+            "/v2/friend/block?usernames=ghost".into(),
+            400,
+            "No valid ID or username was provided.",
+        ),
+        (
+            Method::DELETE,
+            format!("/v2/friend?ids={me}"),
+            400,
+            "Cannot delete self.",
+        ),
+        (
+            Method::GET,
+            "/v2/friend?limit=0".into(),
+            400,
+            "Invalid limit - limit must be between 1 and 1000.",
+        ),
+        (
+            Method::GET,
+            "/v2/friend?limit=1001".into(),
+            400,
+            "Invalid limit - limit must be between 1 and 1000.",
+        ),
+        (
+            Method::GET,
+            "/v2/friend?state=4".into(),
+            400,
+            "Invalid state - state must be between 0 and 3.",
+        ),
+        (
+            Method::GET,
+            "/v2/friend?cursor=garbage".into(),
+            400,
+            "Cursor is invalid.",
+        ),
+    ];
+    for (method, path, status, message) in cases {
+        let (got, body) = s.call(method.clone(), &path, Some(&erin.token), None).await;
+        assert_eq!(got, status, "{method} {path}: {body}");
+        assert_eq!(body["message"], message, "{method} {path}");
+        assert_eq!(body["code"], 3, "{method} {path}");
+    }
+    // Accepted no-ops: nothing named, an unknown id, deleting an unknown username.
+    for (method, path) in [
+        (Method::POST, "/v2/friend".to_string()),
+        (Method::POST, format!("/v2/friend?ids={}", Uuid::new_v4())),
+        (Method::DELETE, "/v2/friend?usernames=ghost".to_string()),
+    ] {
+        let (got, body) = s.call(method.clone(), &path, Some(&erin.token), None).await;
+        assert_eq!(
+            (got, body.to_string()),
+            (200, "{}".to_string()),
+            "{method} {path}"
+        );
+    }
+    let (status, _) = s.call(Method::GET, "/v2/friend", None, None).await;
+    assert_eq!(status, 401);
+    assert!(
+        silent(&mut wf, Duration::from_millis(200)).await,
+        "no notification on rejection"
+    );
+}
+
+#[tokio::test]
+async fn the_list_pages_with_a_cursor() {
+    let s = Server::start().await;
+    let hub = s.user("hub").await;
+    let mut names = Vec::new();
+    for i in 0..5 {
+        let name = format!("spoke{i}");
+        let u = s.user(&name).await;
+        post(&s, &format!("/v2/friend?ids={}", u.id), &hub).await;
+        names.push(name);
+    }
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..10 {
+        let query = if cursor.is_empty() {
+            "?limit=2".to_string()
+        } else {
+            format!("?limit=2&cursor={cursor}")
+        };
+        let (page, body) = edges(&s, &hub, &query).await;
+        seen.extend(page.into_iter().map(|(n, _)| n));
+        match body["cursor"].as_str() {
+            Some(c) => cursor = c.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(seen, names, "every edge once, oldest first");
+    // A cursor from the invite list (state 1) does not page another state.
+    let (_, first) = edges(&s, &hub, "?limit=2").await;
+    let cursor = first["cursor"].as_str().expect("more pages");
+    let (status, body) = s
+        .get(
+            &format!("/v2/friend?limit=2&state=0&cursor={cursor}"),
+            &hub.token,
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["message"], "Cursor is invalid.");
+}
