@@ -306,4 +306,55 @@ function nk.users_get_username(usernames) end
 ---@return nk.Account account
 function nk.account_get_id(user_id) end
 
+---Bans users: they cannot authenticate again, their tokens stop working, and each open
+---socket receives notification -8 ("banned") and closes. Unknown ids are ignored.
+---@param user_ids string[] User ids (UUID strings); `{}` does nothing.
+function nk.users_ban_id(user_ids) end
+
+---Lifts bans; the users may authenticate again (tokens from before the ban stay invalid).
+---@param user_ids string[]
+function nk.users_unban_id(user_ids) end
+
+-- Friends -------------------------------------------------------------------------------------
+
+---One edge of a friend list.
+---@class nk.Friend
+---@field state integer 0 friend, 1 invite sent, 2 invite received, 3 blocked.
+---@field update_time integer Unix seconds.
+---@field user nk.User The other user.
+---@field metadata table The edge's metadata.
+
+---A user's friends, invites and blocks, by state then age.
+---@param user_id string A UUID.
+---@param limit? integer 1..1000, default 100.
+---@param state? integer 0..3; nil for every state.
+---@param cursor? string From a previous call.
+---@return nk.Friend[] friends
+---@return string|nil cursor nil on the last page.
+function nk.friends_list(user_id, limit, state, cursor) end
+
+---Acting as `user_id` (named `username` in the notifications): invites each target (they get
+----2), or accepts their invite (they get -3). Blocked pairs and existing edges are left alone.
+---@param user_id string
+---@param username string
+---@param ids? string[]
+---@param usernames? string[]
+---@param metadata? table Stored on the caller's edge.
+function nk.friends_add(user_id, username, ids, usernames, metadata) end
+
+---Acting as `user_id`: removes friends, cancels or rejects invites (the other user gets -9),
+---or lifts the caller's own block.
+---@param user_id string
+---@param username string
+---@param ids? string[]
+---@param usernames? string[]
+function nk.friends_delete(user_id, username, ids, usernames) end
+
+---Acting as `user_id`: blocks each target (ends any friendship or invite; no notification).
+---@param user_id string
+---@param username string
+---@param ids? string[]
+---@param usernames? string[]
+function nk.friends_block(user_id, username, ids, usernames) end
+
 return nk

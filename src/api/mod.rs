@@ -6,6 +6,7 @@
 //! filters so a wrong path reports 404, not 401.
 
 pub mod account;
+pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod friends;
@@ -66,6 +67,8 @@ pub fn routes(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Infal
         .or(notifications::routes(ctx.clone()))
         .unify()
         .or(friends::routes(ctx.clone()))
+        .unify()
+        .or(admin::routes(ctx.clone()))
         .unify()
         .or(rpc::route(ctx.clone()))
         .unify()

@@ -31,10 +31,8 @@ use warp::Reply;
 use super::error::{error_response, ApiError};
 use super::wire::encode_event;
 use super::{query_get, Ctx};
-use crate::core::notifications::Notification;
-use crate::core::presence::{Event, Outbound, SessionHandle};
+use crate::core::presence::{SessionHandle, CODE_SINGLE_SOCKET};
 use crate::core::sessions::SessionUser;
-use crate::core::time::now_micros;
 use crate::core::Code;
 use crate::runtime::CallContext;
 
@@ -279,20 +277,6 @@ async fn call_rpc(
     }
 }
 
-/// The single-socket kick notification (-7), sent to a user's older sockets.
-fn single_socket_notice(user_id: uuid::Uuid) -> Arc<Outbound> {
-    Outbound::new(Event::Notifications(vec![Notification {
-        id: uuid::Uuid::new_v4(),
-        user_id,
-        subject: "single_socket".into(),
-        content: "{}".into(),
-        code: -7,
-        sender_id: None,
-        create_time: now_micros(),
-        persistent: false,
-    }]))
-}
-
 /// Who opened a socket, and how.
 struct Session {
     user: SessionUser,
@@ -314,10 +298,7 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
     let cfg = ctx.config.socket.clone();
     let presence = ctx.core.presence.clone();
     if ctx.config.session.single_socket {
-        for old in presence.sessions_of(user.user_id) {
-            old.offer(&single_socket_notice(user.user_id));
-            old.close.close("server-side session disconnect");
-        }
+        presence.disconnect(user.user_id, CODE_SINGLE_SOCKET, "single_socket", None);
     }
     let (handle, mut queue) =
         presence.register(user.user_id, &user.username, cfg.outgoing_queue_size);

@@ -8,6 +8,7 @@ use rand::Rng;
 use uuid::Uuid;
 
 use super::error::{Code, CoreError, CoreResult};
+use super::presence::{Presence, CODE_BANNED};
 use super::sessions::{Sessions, Tokens};
 use super::store::{NewIdentity, Store, StoreError, UserRecord};
 use super::time::now_secs;
@@ -45,6 +46,8 @@ pub struct Account {
 pub struct Accounts {
     store: Arc<dyn Store>,
     sessions: Arc<Sessions>,
+    /// To end a banned user's sockets.
+    presence: Arc<Presence>,
 }
 
 fn has_space_or_control(s: &str) -> bool {
@@ -127,8 +130,48 @@ async fn bcrypt_verify(password: String, hash: String) -> bool {
 }
 
 impl Accounts {
-    pub fn new(store: Arc<dyn Store>, sessions: Arc<Sessions>) -> Self {
-        Accounts { store, sessions }
+    pub fn new(store: Arc<dyn Store>, sessions: Arc<Sessions>, presence: Arc<Presence>) -> Self {
+        Accounts {
+            store,
+            sessions,
+            presence,
+        }
+    }
+
+    /// Bans users (Nakama's BanUsers): they cannot authenticate again (403 "User account
+    /// banned."), every token they hold stops working, and each open socket gets the -8
+    /// notification and closes. Unknown ids are ignored.
+    pub async fn ban(&self, ids: &[Uuid]) -> CoreResult<()> {
+        self.check_lookup(ids)?;
+        self.store
+            .set_disable_time(ids.to_vec(), now_secs().max(1))
+            .await
+            .map_err(|e| {
+                CoreError::internal("An error occurred while trying to ban the user.", e)
+            })?;
+        for id in ids {
+            self.sessions.invalidate_user(*id).await?;
+            self.presence.disconnect(*id, CODE_BANNED, "banned", None);
+        }
+        Ok(())
+    }
+
+    /// Lifts bans: the users may authenticate again. Tokens from before the ban stay dead.
+    pub async fn unban(&self, ids: &[Uuid]) -> CoreResult<()> {
+        self.check_lookup(ids)?;
+        self.store
+            .set_disable_time(ids.to_vec(), 0)
+            .await
+            .map_err(|e| {
+                CoreError::internal("An error occurred while trying to unban the user.", e)
+            })
+    }
+
+    fn check_lookup(&self, ids: &[Uuid]) -> CoreResult<()> {
+        if ids.len() > MAX_LOOKUP {
+            return Err(CoreError::invalid(format!("at most {MAX_LOOKUP} user ids")));
+        }
+        Ok(())
     }
 
     pub async fn authenticate_device(

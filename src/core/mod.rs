@@ -45,7 +45,7 @@ impl Core {
             presence.clone(),
         ));
         Ok(Core {
-            accounts: accounts::Accounts::new(store.clone(), sessions.clone()),
+            accounts: accounts::Accounts::new(store.clone(), sessions.clone(), presence.clone()),
             friends: friends::Friends::new(store.clone(), notifications.clone(), presence.clone()),
             notifications,
             store,

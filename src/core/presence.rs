@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, Notify};
 use uuid::Uuid;
 
 use super::notifications::Notification;
+use super::time::now_micros;
 
 /// Something the server sends to a session on its own initiative.
 #[derive(Debug)]
@@ -45,6 +46,13 @@ impl Outbound {
             .clone()
     }
 }
+
+/// Reserved notification codes of server-side disconnects (NAKAMA-SPEC §6).
+pub const CODE_SINGLE_SOCKET: i32 = -7;
+pub const CODE_BANNED: i32 = -8;
+
+/// The close reason of a server-side disconnect (NAKAMA-SPEC §4.7).
+pub const DISCONNECT_REASON: &str = "server-side session disconnect";
 
 /// A request to close a session, with the reason sent in the close frame.
 #[derive(Debug, Default)]
@@ -157,6 +165,29 @@ impl Presence {
             for session in list {
                 session.offer(msg);
             }
+        }
+    }
+
+    /// Ends every session of `user_id` the way Nakama does when the server disconnects one
+    /// (single_socket -7, ban -8): a final non-persistent notification with no sender, then
+    /// close 1000 "server-side session disconnect". `keep` is a session to leave open.
+    pub fn disconnect(&self, user_id: Uuid, code: i32, subject: &str, keep: Option<Uuid>) {
+        let notice = Outbound::new(Event::Notifications(vec![Notification {
+            id: Uuid::new_v4(),
+            user_id,
+            subject: subject.to_string(),
+            content: "{}".into(),
+            code,
+            sender_id: None,
+            create_time: now_micros(),
+            persistent: false,
+        }]));
+        for session in self.sessions_of(user_id) {
+            if Some(session.session_id) == keep {
+                continue;
+            }
+            session.offer(&notice);
+            session.close.close(DISCONNECT_REASON);
         }
     }
 

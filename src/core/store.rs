@@ -186,6 +186,9 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> StoreResult<Vec<FriendEdge>>;
 
+    /// Sets `disable_time` (Unix seconds; 0 lifts a ban) on the users that exist.
+    async fn set_disable_time(&self, ids: Vec<Uuid>, at: i64) -> StoreResult<()>;
+
     /// Called once at shutdown, after the doors have stopped: leave the storage tidy so the
     /// next start is fast. Every committed write is already durable before this.
     async fn close(&self) -> StoreResult<()>;

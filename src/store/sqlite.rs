@@ -694,6 +694,17 @@ impl Store for SqliteStore {
     /// Checkpoints the whole WAL into the database and truncates it, so the next start does
     /// not have to rebuild the WAL index from a large file (measured: ~260 ms with a 200 MB
     /// WAL left behind).
+    async fn set_disable_time(&self, ids: Vec<Uuid>, at: i64) -> StoreResult<()> {
+        self.write(move |c, _| {
+            let mut stmt = c.prepare_cached("UPDATE users SET disable_time = ?2 WHERE id = ?1")?;
+            for id in ids {
+                stmt.execute(params![id.as_bytes().to_vec(), at])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn friends_add(
         &self,
         user: Uuid,

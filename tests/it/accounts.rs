@@ -1,7 +1,10 @@
+use std::time::Duration;
+
 use reqwest::Method;
 use serde_json::json;
+use uuid::Uuid;
 
-use crate::support::{jwt_claims, Server};
+use crate::support::{jwt_claims, next_json, Server};
 
 #[tokio::test]
 async fn device_auth_creates_then_logs_in() {
@@ -401,5 +404,157 @@ async fn forged_expired_and_malformed_tokens_are_refused() {
     assert_eq!(
         (status, body),
         (401, json!({"code": 16, "message": "Auth token required"}))
+    );
+}
+
+/// A ban (admin route or `nk.users_ban_id`): -8 then close on every socket, tokens dead at
+/// once, 403 on authenticating again; unban lets the user back in with a new token.
+#[tokio::test]
+async fn bans_end_sockets_and_tokens_and_unbans_let_users_back() {
+    let path = crate::support::fixtures("good");
+    let s = Server::start_with(&[("runtime.path", path.as_str())]).await;
+    let device = format!("device-{}", Uuid::new_v4());
+    let auth_body = json!({ "id": device }).to_string();
+    let (_, body) = s
+        .post_key(
+            "/v2/account/authenticate/device?username=outlaw",
+            &auth_body,
+        )
+        .await;
+    let token = body["token"].as_str().unwrap().to_string();
+    let id = crate::support::jwt_claims(&token)["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut one = s.socket(&token).await;
+    let mut two = s.socket(&token).await;
+    let bystander = s.user("bystander").await;
+    let mut other = s.socket(&bystander.token).await;
+
+    // Bad requests to the admin route, and the http key it needs.
+    let admin = |path: String| {
+        let s = &s;
+        async move { s.call(reqwest::Method::POST, &path, None, None).await }
+    };
+    let (status, body) = admin("/v2/console/account/nope/ban?http_key=defaulthttpkey".into()).await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (400, Some("Requires a valid user ID."))
+    );
+    let (status, body) = admin(format!(
+        "/v2/console/account/{}/ban?http_key=defaulthttpkey",
+        Uuid::nil()
+    ))
+    .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (400, Some("Cannot ban the system user."))
+    );
+    let (status, _) = admin(format!("/v2/console/account/{id}/ban?http_key=wrong")).await;
+    assert_eq!(status, 401);
+    assert!(crate::support::silent(&mut one, Duration::from_millis(100)).await);
+
+    let (status, body) = admin(format!(
+        "/v2/console/account/{id}/ban?http_key=defaulthttpkey"
+    ))
+    .await;
+    assert_eq!((status, body.to_string()), (200, "{}".to_string()));
+    for ws in [&mut one, &mut two] {
+        let frame = next_json(ws).await;
+        let n = &frame["notifications"]["notifications"][0];
+        assert_eq!(n["code"], -8);
+        assert_eq!(n["subject"], "banned");
+        assert_eq!(n["content"], "{}");
+        assert!(n.get("sender_id").is_none());
+        assert!(n.get("persistent").is_none());
+        assert_eq!(
+            crate::support::closed(ws).await,
+            (1000, "server-side session disconnect".into())
+        );
+    }
+    assert!(crate::support::silent(&mut other, Duration::from_millis(100)).await);
+    let (status, body) = s.get("/v2/account", &token).await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (401, Some("Auth token invalid"))
+    );
+    let (status, body) = s
+        .post_key("/v2/account/authenticate/device", &auth_body)
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body, json!({"code": 7, "message": "User account banned."}));
+
+    // Unban: the old token stays dead, a new login works.
+    let (status, _) = admin(format!(
+        "/v2/console/account/{id}/unban?http_key=defaulthttpkey"
+    ))
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(s.get("/v2/account", &token).await.0, 401);
+    tokio::time::sleep(Duration::from_millis(1100)).await; // a token from a later second
+    let (status, body) = s
+        .post_key("/v2/account/authenticate/device", &auth_body)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let fresh = body["token"].as_str().unwrap().to_string();
+    assert_eq!(s.get("/v2/account", &fresh).await.0, 200);
+
+    // The same from a script, with Nakama's argument errors.
+    let mut ws = s.socket(&fresh).await;
+    let eval = |code: String| {
+        let s = &s;
+        let token = bystander.token.clone();
+        async move {
+            let (status, body) = s.rpc("test.eval", &token, &code).await;
+            assert_eq!(status, 200, "{code} -> {body}");
+            body["payload"].as_str().unwrap_or("").to_string()
+        }
+    };
+    for (call, message) in [
+        (
+            "nk.users_ban_id(nil)",
+            "bad argument #1 to users_ban_id (invalid user id list)",
+        ),
+        (
+            "nk.users_ban_id({x = 1})",
+            "bad argument #1 to users_ban_id (invalid user id data)",
+        ),
+        (
+            "nk.users_ban_id({1})",
+            "bad argument #1 to users_ban_id (each user id must be a string)",
+        ),
+        (
+            "nk.users_ban_id({'zz'})",
+            "bad argument #1 to users_ban_id (each user id must be a valid id string)",
+        ),
+    ] {
+        let code = format!("local ok, err = pcall(function() {call} end) return tostring(err)");
+        assert_eq!(eval(code).await, format!("eval:1: {message}"), "{call}");
+    }
+    assert_eq!(eval("nk.users_ban_id({}) return 'ok'".into()).await, "ok");
+    assert!(crate::support::silent(&mut ws, Duration::from_millis(100)).await);
+    assert_eq!(
+        eval(format!("nk.users_ban_id({{'{id}'}}) return 'ok'")).await,
+        "ok"
+    );
+    assert_eq!(
+        next_json(&mut ws).await["notifications"]["notifications"][0]["code"],
+        -8
+    );
+    assert_eq!(
+        s.post_key("/v2/account/authenticate/device", &auth_body)
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        eval(format!("nk.users_unban_id({{'{id}'}}) return 'ok'")).await,
+        "ok"
+    );
+    assert_eq!(
+        s.post_key("/v2/account/authenticate/device", &auth_body)
+            .await
+            .0,
+        200
     );
 }

@@ -326,3 +326,89 @@ async fn the_list_pages_with_a_cursor() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["message"], "Cursor is invalid.");
 }
+
+/// The `nk.friends_*` functions act as the named user and notify like the REST routes.
+#[tokio::test]
+async fn scripts_manage_friends_with_nakamas_arguments() {
+    let path = crate::support::fixtures("good");
+    let s = Server::start_with(&[("runtime.path", path.as_str())]).await;
+    let gina = s.user("gina").await;
+    let hal = s.user("hal").await;
+    let mut wh = s.socket(&hal.token).await;
+    let eval = |code: String| {
+        let s = &s;
+        let token = gina.token.clone();
+        async move {
+            let (status, body) = s.rpc("test.eval", &token, &code).await;
+            assert_eq!(status, 200, "{code} -> {body}");
+            body["payload"].as_str().unwrap_or("").to_string()
+        }
+    };
+    let (g, h) = (gina.id, hal.id);
+    for (call, message) in [
+        (
+            "nk.friends_add('x', 'gina', {})".to_string(),
+            "bad argument #1 to friends_add (expects user ID to be a valid identifier)".to_string(),
+        ),
+        (
+            format!("nk.friends_add('{g}', '', {{}})"),
+            "bad argument #2 to friends_add (expects username string)".into(),
+        ),
+        (
+            format!("nk.friends_add('{g}', 'gina', {{'{g}'}})"),
+            "bad argument #3 to friends_add (cannot add self as friend)".into(),
+        ),
+        (
+            format!("nk.friends_add('{g}', 'gina', {{'zz'}})"),
+            "bad argument #3 to friends_add (invalid user ID zz)".into(),
+        ),
+        (
+            format!("nk.friends_add('{g}', 'gina', nil, {{'gina'}})"),
+            "bad argument #4 to friends_add (cannot add self as friend)".into(),
+        ),
+        (
+            format!("nk.friends_block('{g}', 'gina', nil, {{'ghost'}})"),
+            "no valid ID or username was provided".into(),
+        ),
+        (
+            format!("nk.friends_delete('{g}', 'gina', {{'{g}'}})"),
+            "bad argument #3 to friends_delete (cannot delete self)".into(),
+        ),
+        (
+            format!("nk.friends_list('{g}', 0)"),
+            "bad argument #2 to friends_list (expects limit to be 1-1000)".into(),
+        ),
+        (
+            format!("nk.friends_list('{g}', 10, 7)"),
+            "bad argument #3 to friends_list (expects state to be 0-3)".into(),
+        ),
+        (
+            format!("nk.friends_list('{g}', 10, nil, 'bad')"),
+            "error while trying to list friends for a user: friend cursor invalid".into(),
+        ),
+    ] {
+        let code = format!("local ok, err = pcall(function() {call} end) return tostring(err)");
+        let got = eval(code).await;
+        assert!(got.ends_with(&message), "{call}: {got}");
+    }
+    assert!(
+        silent(&mut wh, Duration::from_millis(150)).await,
+        "no notification on rejection"
+    );
+
+    let code = format!(
+        r#"nk.friends_add("{g}", "gina", {{"{h}"}}, nil, {{note = "met in raid"}})
+           local list = nk.friends_list("{g}")
+           local f = list[1]
+           return table.concat({{tostring(#list), tostring(f.state), f.user.username, f.user.user_id,
+             f.metadata.note, type(f.update_time), tostring(f.user.online)}}, "|")"#
+    );
+    assert_eq!(
+        eval(code).await,
+        format!("1|1|hal|{h}|met in raid|number|true")
+    );
+    let n = notice(&mut wh).await;
+    assert_eq!(n["code"], -2);
+    assert_eq!(n["subject"], "gina wants to add you as a friend");
+    assert_eq!(n["sender_id"], g.to_string());
+}

@@ -4,6 +4,7 @@ use mlua::{Lua, MultiValue, Table, Value};
 use uuid::Uuid;
 
 use super::{ret, shared, Args, NkError, NkResult, Raw};
+use crate::core::accounts::MAX_LOOKUP;
 use crate::core::store::UserRecord;
 use crate::runtime::convert;
 
@@ -11,7 +12,65 @@ pub const FUNCTIONS: &[(&str, Raw)] = &[
     ("users_get_id", users_get_id),
     ("users_get_username", users_get_username),
     ("account_get_id", account_get_id),
+    ("users_ban_id", users_ban_id),
+    ("users_unban_id", users_unban_id),
 ];
+
+/// The `ids` argument of users_ban_id / users_unban_id (Nakama's messages).
+fn ban_ids(args: &Args) -> NkResult<Vec<Uuid>> {
+    let Value::Table(t) = args.get(1) else {
+        return Err(args.error(1, "invalid user id list"));
+    };
+    let len = t.raw_len();
+    if len == 0 {
+        return match t.pairs::<Value, Value>().next() {
+            None => Ok(Vec::new()),
+            Some(_) => Err(args.error(1, "invalid user id data")),
+        };
+    }
+    if len > MAX_LOOKUP {
+        return Err(args.error(1, &format!("expects at most {MAX_LOOKUP} ids")));
+    }
+    let mut ids = Vec::with_capacity(len);
+    for v in t.sequence_values::<Value>() {
+        let Value::String(s) = v? else {
+            return Err(args.error(1, "each user id must be a string"));
+        };
+        let text = s.to_string_lossy();
+        if text.is_empty() {
+            return Err(args.error(1, "each user id must be a string"));
+        }
+        ids.push(
+            Uuid::parse_str(&text)
+                .map_err(|_| args.error(1, "each user id must be a valid id string"))?,
+        );
+    }
+    Ok(ids)
+}
+
+/// `nk.users_ban_id(ids)`: each banned user's sockets get -8 and close; their tokens die.
+fn users_ban_id(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
+    let ids = ban_ids(args)?;
+    if !ids.is_empty() {
+        let rt = shared(lua)?;
+        rt.handle
+            .block_on(rt.core.accounts.ban(&ids))
+            .map_err(|e| NkError(format!("failed to ban users: {}", e.message)))?;
+    }
+    ret(lua, ())
+}
+
+/// `nk.users_unban_id(ids)`.
+fn users_unban_id(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
+    let ids = ban_ids(args)?;
+    if !ids.is_empty() {
+        let rt = shared(lua)?;
+        rt.handle
+            .block_on(rt.core.accounts.unban(&ids))
+            .map_err(|e| NkError(format!("failed to unban users: {}", e.message)))?;
+    }
+    ret(lua, ())
+}
 
 /// A Lua array of strings, at most `max` long.
 fn string_list(args: &Args, n: usize, what: &str, max: usize) -> NkResult<Vec<String>> {
@@ -35,7 +94,7 @@ fn string_list(args: &Args, n: usize, what: &str, max: usize) -> NkResult<Vec<St
     Ok(out)
 }
 
-fn user_table(lua: &Lua, u: &UserRecord, online: bool) -> NkResult<Table> {
+pub(super) fn user_table(lua: &Lua, u: &UserRecord, online: bool) -> NkResult<Table> {
     let t = lua.create_table()?;
     t.set("user_id", u.id.to_string())?;
     t.set("username", u.username.as_str())?;

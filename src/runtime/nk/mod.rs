@@ -8,6 +8,7 @@
 //! wrapper turns the latter into `error(message, 3)`: the position of the script's call.
 
 mod accounts;
+mod friends;
 mod hooks;
 mod notifications;
 mod util;
@@ -155,6 +156,7 @@ pub fn build(lua: &Lua) -> mlua::Result<Table> {
     all.extend(hooks::FUNCTIONS);
     all.extend(util::FUNCTIONS);
     all.extend(accounts::FUNCTIONS);
+    all.extend(friends::FUNCTIONS);
     for (name, f) in all {
         let func = lua.create_function(move |lua, values: MultiValue| {
             let args = Args {
@@ -185,6 +187,7 @@ pub fn names() -> Vec<&'static str> {
         .chain(hooks::FUNCTIONS)
         .chain(util::FUNCTIONS)
         .chain(accounts::FUNCTIONS)
+        .chain(friends::FUNCTIONS)
         .map(|(n, _)| *n)
         .collect();
     names.sort_unstable();
