@@ -1,0 +1,149 @@
+// The notifications the server sends by itself (NAKAMA-SPEC §6), seen by nakama-js 2.8.0:
+// friends (-2 invite, -3 accept, -9 remove) through client.addFriends / listFriends /
+// deleteFriends / blockFriends, and a ban (-8 then close) through the console-shaped admin
+// route. Every implicit notification is checked for code, subject, content, sender and
+// persistence, and for whether it is listed afterwards.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+
+import { useServer, makeClient, api, httpError, newDeviceId, newUsername } from "./server.mjs";
+
+const server = useServer();
+const HTTP_KEY = "defaulthttpkey";
+
+/** A player with a connected socket whose notifications are collected in `inbox`. */
+async function player(prefix) {
+  const client = makeClient(server, { autoRefresh: false });
+  const username = newUsername(prefix);
+  const deviceId = newDeviceId();
+  const session = await client.authenticateDevice(deviceId, true, username);
+  const socket = client.createSocket(false, false);
+  const inbox = [];
+  const waiters = [];
+  socket.onnotification = (n) => {
+    inbox.push(n);
+    waiters.splice(0).forEach((w) => w());
+  };
+  let disconnected = null;
+  socket.ondisconnect = (evt) => {
+    disconnected = evt;
+    waiters.splice(0).forEach((w) => w());
+  };
+  await socket.connect(session, true, 5000);
+  /** Resolves with the next notification (after `count` seen), or fails after 3 s. */
+  const nth = async (count) => {
+    const deadline = Date.now() + 3000;
+    while (inbox.length < count) {
+      if (Date.now() > deadline) throw new Error(`${username}: no notification #${count}`);
+      await new Promise((resolve) => {
+        waiters.push(resolve);
+        setTimeout(resolve, 50);
+      });
+    }
+    return inbox[count - 1];
+  };
+  return { client, session, socket, username, deviceId, inbox, nth, disconnected: () => disconnected };
+}
+
+const quiet = (ms = 200) => new Promise((r) => setTimeout(r, ms));
+
+test("friend invite, accept and removal arrive as -2, -3 and -9 and are listed", async () => {
+  const alice = await player("alice");
+  const bob = await player("bob");
+  try {
+    assert.equal(await alice.client.addFriends(alice.session, [bob.session.user_id]), true);
+    const invite = await bob.nth(1);
+    assert.equal(invite.code, -2);
+    assert.equal(invite.subject, `${alice.username} wants to add you as a friend`);
+    assert.deepEqual(invite.content, { username: alice.username });
+    assert.equal(invite.sender_id, alice.session.user_id);
+    assert.equal(invite.persistent, true);
+
+    const bobView = await bob.client.listFriends(bob.session);
+    assert.equal(bobView.friends.length, 1);
+    assert.equal(bobView.friends[0].state, 2, "invite received");
+    assert.equal(bobView.friends[0].user.username, alice.username);
+
+    await bob.client.addFriends(bob.session, undefined, [alice.username]);
+    const accepted = await alice.nth(1);
+    assert.equal(accepted.code, -3);
+    assert.equal(accepted.subject, `${bob.username} accepted your friend request`);
+    assert.deepEqual(accepted.content, { username: bob.username });
+    assert.equal(accepted.sender_id, bob.session.user_id);
+
+    const friends = await alice.client.listFriends(alice.session, 0);
+    assert.equal(friends.friends.length, 1);
+    assert.equal(friends.friends[0].state, 0, "state 0 is written for friends");
+    assert.equal(friends.friends[0].user.id, bob.session.user_id);
+    assert.equal(friends.friends[0].user.online, true);
+
+    await alice.client.deleteFriends(alice.session, [bob.session.user_id]);
+    const removed = await bob.nth(2);
+    assert.equal(removed.code, -9);
+    assert.equal(removed.subject, `${alice.username} removed you as a friend`);
+    assert.deepEqual(removed.content, { username: alice.username });
+    assert.deepEqual((await bob.client.listFriends(bob.session)).friends, [], "empty list");
+
+    // All three were stored: Bob lists -2 and -9, Alice -3.
+    const bobList = await bob.client.listNotifications(bob.session, 10);
+    assert.deepEqual(bobList.notifications.map((n) => n.code), [-2, -9]);
+    const aliceList = await alice.client.listNotifications(alice.session, 10);
+    assert.deepEqual(aliceList.notifications.map((n) => n.code), [-3]);
+  } finally {
+    alice.socket.disconnect(false);
+    bob.socket.disconnect(false);
+  }
+});
+
+test("a blocked user's invite notifies nobody; bad friend requests are rejected", async () => {
+  const carol = await player("carol");
+  const dave = await player("dave");
+  try {
+    await carol.client.blockFriends(carol.session, [dave.session.user_id]);
+    await dave.client.addFriends(dave.session, [carol.session.user_id]);
+    await quiet();
+    assert.equal(carol.inbox.length, 0);
+    const blocked = await carol.client.listFriends(carol.session, 3);
+    assert.equal(blocked.friends[0].user.id, dave.session.user_id);
+
+    await httpError(carol.client.addFriends(carol.session, [carol.session.user_id]), 400, {
+      code: 3,
+      message: "Cannot add self as friend.",
+    });
+    await httpError(carol.client.addFriends(carol.session, undefined, ["nobody-here"]), 400, {
+      code: 3,
+      message: "No valid ID or username was provided.",
+    });
+    await quiet();
+    assert.equal(dave.inbox.length, 0, "no notification on a rejected action");
+  } finally {
+    carol.socket.disconnect(false);
+    dave.socket.disconnect(false);
+  }
+});
+
+test("a ban sends -8, closes the socket and refuses the account", async () => {
+  const eve = await player("eve");
+  try {
+    const res = await api(server, `/v2/console/account/${eve.session.user_id}/ban?http_key=${HTTP_KEY}`, {
+      method: "POST",
+    });
+    assert.equal(res.status, 200, res.text);
+    const banned = await eve.nth(1);
+    assert.equal(banned.code, -8);
+    assert.equal(banned.subject, "banned");
+    assert.deepEqual(banned.content, {});
+    assert.equal(banned.sender_id, undefined);
+    assert.equal(banned.persistent, undefined);
+    const deadline = Date.now() + 3000;
+    while (!eve.disconnected() && Date.now() < deadline) await quiet(20);
+    assert.ok(eve.disconnected(), "the socket was closed");
+    await httpError(eve.client.getAccount(eve.session), 401);
+    await httpError(eve.client.authenticateDevice(eve.deviceId, false), 403, {
+      code: 7,
+      message: "User account banned.",
+    });
+  } finally {
+    eve.socket.disconnect(false);
+  }
+});
