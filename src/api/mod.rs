@@ -8,6 +8,7 @@
 pub mod account;
 pub mod admin;
 pub mod auth;
+pub mod chat;
 pub mod error;
 pub mod friends;
 pub mod hooks;
@@ -69,6 +70,8 @@ pub fn routes(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Infal
         .or(friends::routes(ctx.clone()))
         .unify()
         .or(admin::routes(ctx.clone()))
+        .unify()
+        .or(chat::history_route(ctx.clone()))
         .unify()
         .or(rpc::route(ctx.clone()))
         .unify()

@@ -30,7 +30,7 @@ use warp::Reply;
 
 use super::error::{error_response, ApiError};
 use super::wire::encode_event;
-use super::{query_get, Ctx};
+use super::{chat, query_get, Ctx};
 use crate::core::presence::{SessionHandle, CODE_SINGLE_SOCKET};
 use crate::core::sessions::SessionUser;
 use crate::core::Code;
@@ -40,9 +40,6 @@ use crate::runtime::CallContext;
 /// reply instead of closing the socket as an unknown key does.
 const KNOWN_UNSUPPORTED: &[&str] = &[
     "channel",
-    "channel_join",
-    "channel_leave",
-    "channel_message_send",
     "channel_message_update",
     "channel_message_remove",
     "match_create",
@@ -180,6 +177,11 @@ enum Step {
         id: String,
         payload: String,
     },
+    /// A chat request; its reply frame follows.
+    Chat {
+        cid: Option<String>,
+        request: chat::ChatRequest,
+    },
     /// Send the frame (if any), then close with the reason.
     Close(Option<String>, &'static str),
 }
@@ -237,6 +239,15 @@ fn handle_text(text: &str) -> Step {
                     id: id.to_string(),
                     payload: payload.to_string(),
                 }
+            }
+        }
+        "channel_join" | "channel_leave" | "channel_message_send" => {
+            match body.as_object().and_then(|b| chat::parse(key, b)) {
+                Some(request) => Step::Chat {
+                    cid: cid.map(str::to_string),
+                    request,
+                },
+                None => MALFORMED,
             }
         }
         k if KNOWN_UNSUPPORTED.contains(&k) => Step::Reply(error_envelope(
@@ -351,7 +362,15 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
             frame = async { pending.as_mut().expect("guarded").await }, if pending.is_some() => {
                 pending = None;
                 deadline = Instant::now() + pong_wait;
-                send_ok = send(&mut tx, Message::text(frame), write_wait).await;
+                // What the request queued for this session goes first (Nakama sends a chat
+                // message to the channel before the sender's ack).
+                while send_ok {
+                    let Ok(msg) = queue.try_recv() else { break };
+                    send_ok = send(&mut tx, Message::text(&*msg.encoded(encode_event)), write_wait).await;
+                }
+                if send_ok {
+                    send_ok = send(&mut tx, Message::text(frame), write_wait).await;
+                }
             }
             _ = sleep_until(deadline), if pending.is_none() => {
                 tracing::debug!(session = %handle.session_id, "no activity within pong wait");
@@ -395,6 +414,9 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
                         };
                         pending = Some(Box::pin(call_rpc(ctx.clone(), cid, id, payload, call)));
                     }
+                    Step::Chat { cid, request } => {
+                        pending = Some(Box::pin(chat::run(ctx.clone(), handle.clone(), cid, request)));
+                    }
                     Step::Close(frame, reason) => {
                         if let Some(frame) = frame {
                             send(&mut tx, Message::text(frame), write_wait).await;
@@ -405,6 +427,7 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
             }
         }
     };
+    ctx.core.channels.leave_all(handle.session_id);
     presence.unregister(&handle);
     finish(&handle, tx, rx, close_reason).await;
 }
@@ -454,6 +477,7 @@ mod tests {
             Step::Reply(s) => s,
             Step::Continue => "continue".into(),
             Step::Rpc { cid, id, payload } => format!("rpc {cid:?} {id} {payload}"),
+            Step::Chat { cid, request } => format!("chat {cid:?} {request:?}"),
             Step::Close(f, r) => format!("close {r} {f:?}"),
         }
     }

@@ -82,5 +82,7 @@ pub fn encode_event(event: &Event) -> String {
             };
             serde_json::to_string(&frame).unwrap_or_else(|_| "{}".into())
         }
+        Event::ChannelMessage(m) => super::chat::message_event(m),
+        Event::ChannelPresence(change) => super::chat::presence_event(change),
     }
 }

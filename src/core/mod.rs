@@ -6,6 +6,7 @@
 //! and wire formats are converted at the edges.
 
 pub mod accounts;
+pub mod channels;
 pub mod cursor;
 pub mod error;
 pub mod friends;
@@ -25,6 +26,7 @@ pub struct Core {
     pub sessions: Arc<sessions::Sessions>,
     pub notifications: Arc<notifications::Notifications>,
     pub friends: friends::Friends,
+    pub channels: channels::Channels,
     pub presence: Arc<presence::Presence>,
     /// Node name, as `ctx.node` and in logs.
     pub node: String,
@@ -47,6 +49,7 @@ impl Core {
         Ok(Core {
             accounts: accounts::Accounts::new(store.clone(), sessions.clone(), presence.clone()),
             friends: friends::Friends::new(store.clone(), notifications.clone(), presence.clone()),
+            channels: channels::Channels::new(store.clone(), notifications.clone()),
             notifications,
             store,
             sessions,

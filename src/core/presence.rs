@@ -22,6 +22,10 @@ use super::time::now_micros;
 pub enum Event {
     /// One send call's notifications for this recipient, in send order.
     Notifications(Vec<Notification>),
+    /// A chat message to everyone in a channel.
+    ChannelMessage(super::channels::ChannelMessage),
+    /// Joins and leaves in a channel.
+    ChannelPresence(super::channels::PresenceChange),
 }
 
 /// An event plus its encoded frame, computed at most once.

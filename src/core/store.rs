@@ -78,6 +78,42 @@ pub struct FriendEdge {
     pub metadata: String,
 }
 
+/// Where a channel's messages are kept (Nakama's message stream columns).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelStream {
+    pub mode: i32,
+    pub subject: Uuid,
+    pub descriptor: Uuid,
+    pub label: String,
+}
+
+impl ChannelStream {
+    /// A text that names the stream, for cursors.
+    pub fn key(&self) -> String {
+        format!(
+            "{}|{}|{}|{}",
+            self.mode,
+            self.subject.simple(),
+            self.descriptor.simple(),
+            self.label
+        )
+    }
+}
+
+/// A stored chat message.
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    pub id: Uuid,
+    pub code: i32,
+    pub sender_id: Uuid,
+    pub username: String,
+    /// A JSON object as text.
+    pub content: String,
+    /// Unix microseconds.
+    pub create_time: i64,
+    pub update_time: i64,
+}
+
 /// How a new account is identified at creation.
 #[derive(Debug, Clone)]
 pub enum NewIdentity {
@@ -185,6 +221,25 @@ pub trait Store: Send + Sync + 'static {
         from: Option<FriendPosition>,
         limit: usize,
     ) -> StoreResult<Vec<FriendEdge>>;
+
+    /// True when `user` exists and has not blocked `by` (who may open a direct chat).
+    async fn user_exists_unblocked(&self, user: Uuid, by: Uuid) -> StoreResult<bool>;
+
+    // Chat messages.
+    async fn insert_message(
+        &self,
+        stream: ChannelStream,
+        message: StoredMessage,
+    ) -> StoreResult<()>;
+    /// A stream's messages strictly after `after` in the given direction (ascending: oldest
+    /// first), at most `limit`.
+    async fn list_messages(
+        &self,
+        stream: ChannelStream,
+        after: Option<(i64, Uuid)>,
+        ascending: bool,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredMessage>>;
 
     /// Sets `disable_time` (Unix seconds; 0 lifts a ban) on the users that exist.
     async fn set_disable_time(&self, ids: Vec<Uuid>, at: i64) -> StoreResult<()>;

@@ -147,3 +147,45 @@ test("a ban sends -8, closes the socket and refuses the account", async () => {
     eve.socket.disconnect(false);
   }
 });
+
+test("joining a direct chat sends -1; messages and history reach nakama-js", async () => {
+  const fay = await player("fay");
+  const gus = await player("gus");
+  try {
+    const channel = await fay.socket.joinChat(gus.session.user_id, 2, true, false);
+    const ids = [fay.session.user_id, gus.session.user_id].sort();
+    assert.equal(channel.id, `4.${ids[0]}.${ids[1]}.`);
+    assert.equal(channel.self.user_id, fay.session.user_id);
+
+    const request = await gus.nth(1);
+    assert.equal(request.code, -1);
+    assert.equal(request.subject, `${fay.username} wants to chat`);
+    assert.deepEqual(request.content, { username: fay.username });
+    assert.equal(request.sender_id, fay.session.user_id);
+    assert.equal(request.persistent, true);
+
+    const received = new Promise((resolve) => {
+      gus.socket.onchannelmessage = resolve;
+    });
+    const joined = await gus.socket.joinChat(fay.session.user_id, 2, true, false);
+    assert.equal(joined.id, channel.id);
+    assert.equal(joined.presences[0].user_id, fay.session.user_id);
+    await quiet();
+    assert.equal(fay.inbox.length, 0, "no -1 when the other user is already in the channel");
+
+    const ack = await fay.socket.writeChatMessage(channel.id, { text: "hello" });
+    assert.equal(ack.channel_id, channel.id);
+    const message = await received;
+    assert.equal(message.message_id, ack.message_id);
+    assert.deepEqual(message.content, { text: "hello" });
+    assert.equal(message.sender_id, fay.session.user_id);
+
+    const history = await gus.client.listChannelMessages(gus.session, channel.id, 10, true);
+    assert.equal(history.messages.length, 1);
+    assert.deepEqual(history.messages[0].content, { text: "hello" });
+    await gus.socket.leaveChat(channel.id);
+  } finally {
+    fay.socket.disconnect(false);
+    gus.socket.disconnect(false);
+  }
+});

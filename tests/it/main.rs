@@ -7,10 +7,12 @@
 //! - `crash`: acknowledged sends survive SIGKILL of the real binary
 //! - `durability`: what survives a restart
 //! - `reload`: hot reload, the runtime status endpoint, `tidings check`
+//! - `chat`: direct chat and rooms over the socket, -1, history
 //! - `friends`: invite, accept, remove, block, the list, -2/-3/-9
 //! - `lua`: modules, the `nk` API, RPC over HTTP and socket, sandbox, limits, hooks
 
 mod accounts;
+mod chat;
 mod crash;
 mod durability;
 mod friends;
