@@ -357,4 +357,58 @@ function nk.friends_delete(user_id, username, ids, usernames) end
 ---@param usernames? string[]
 function nk.friends_block(user_id, username, ids, usernames) end
 
+-- Groups --------------------------------------------------------------------------------------
+
+---A group.
+---@class nk.Group
+---@field id string
+---@field creator_id string
+---@field name string
+---@field description string
+---@field avatar_url string
+---@field lang_tag string
+---@field metadata table
+---@field open boolean Anyone may join; otherwise joining asks the admins.
+---@field edge_count integer Superadmins, admins and members.
+---@field max_count integer
+---@field create_time integer Unix seconds.
+---@field update_time integer Unix seconds.
+
+---Creates a group with `user_id` as its superadmin.
+---@param user_id string The first superadmin.
+---@param name string Unique.
+---@param creator_id? string Recorded as creator; nil means the server.
+---@param lang_tag? string Default "en".
+---@param description? string
+---@param avatar_url? string
+---@param open? boolean Default false.
+---@param metadata? table
+---@param max_count? integer Default 100.
+---@return nk.Group group
+function nk.group_create(user_id, name, creator_id, lang_tag, description, avatar_url, open, metadata, max_count) end
+
+---Adds users to a group (or accepts their join requests); each gets notification -4.
+---@param group_id string
+---@param user_ids string[]
+---@param caller_id? string Acts as this admin; nil acts as the server.
+function nk.group_users_add(group_id, user_ids, caller_id) end
+
+---A group's members by role (superadmins first), then age.
+---@param group_id string
+---@param limit? integer 1..10000, default 100.
+---@param state? integer 0 superadmin, 1 admin, 2 member, 3 join request, 4 banned; nil: 0..3.
+---@param cursor? string
+---@return {user: nk.User, state: integer}[] users
+---@return string|nil cursor
+function nk.group_users_list(group_id, limit, state, cursor) end
+
+---The groups a user belongs to (or asked to join).
+---@param user_id string
+---@param limit? integer 1..100, default 100.
+---@param state? integer
+---@param cursor? string
+---@return {group: nk.Group, state: integer}[] groups
+---@return string|nil cursor
+function nk.user_groups_list(user_id, limit, state, cursor) end
+
 return nk

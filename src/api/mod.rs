@@ -11,6 +11,7 @@ pub mod auth;
 pub mod chat;
 pub mod error;
 pub mod friends;
+pub mod groups;
 pub mod hooks;
 pub mod notifications;
 pub mod reload;
@@ -72,6 +73,8 @@ pub fn routes(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Infal
         .or(admin::routes(ctx.clone()))
         .unify()
         .or(chat::history_route(ctx.clone()))
+        .unify()
+        .or(groups::routes(ctx.clone()))
         .unify()
         .or(rpc::route(ctx.clone()))
         .unify()

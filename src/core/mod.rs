@@ -10,6 +10,7 @@ pub mod channels;
 pub mod cursor;
 pub mod error;
 pub mod friends;
+pub mod groups;
 pub mod notifications;
 pub mod presence;
 pub mod sessions;
@@ -27,6 +28,7 @@ pub struct Core {
     pub notifications: Arc<notifications::Notifications>,
     pub friends: friends::Friends,
     pub channels: channels::Channels,
+    pub groups: groups::Groups,
     pub presence: Arc<presence::Presence>,
     /// Node name, as `ctx.node` and in logs.
     pub node: String,
@@ -50,6 +52,7 @@ impl Core {
             accounts: accounts::Accounts::new(store.clone(), sessions.clone(), presence.clone()),
             friends: friends::Friends::new(store.clone(), notifications.clone(), presence.clone()),
             channels: channels::Channels::new(store.clone(), notifications.clone()),
+            groups: groups::Groups::new(store.clone(), notifications.clone(), presence.clone()),
             notifications,
             store,
             sessions,

@@ -78,6 +78,96 @@ pub struct FriendEdge {
     pub metadata: String,
 }
 
+/// A group as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRecord {
+    pub id: Uuid,
+    pub creator_id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub avatar_url: String,
+    pub lang_tag: String,
+    /// JSON object text.
+    pub metadata: String,
+    pub open: bool,
+    /// Superadmins, admins and members.
+    pub edge_count: i64,
+    pub max_count: i64,
+    /// Unix seconds.
+    pub create_time: i64,
+    pub update_time: i64,
+}
+
+/// A change to a group; `None` fields stay.
+#[derive(Debug, Clone, Default)]
+pub struct GroupUpdate {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub lang_tag: Option<String>,
+    pub avatar_url: Option<String>,
+    pub open: Option<bool>,
+    pub metadata: Option<String>,
+    pub max_count: Option<i64>,
+}
+
+impl GroupUpdate {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.description.is_none()
+            && self.lang_tag.is_none()
+            && self.avatar_url.is_none()
+            && self.open.is_none()
+            && self.metadata.is_none()
+            && self.max_count.is_none()
+    }
+}
+
+/// Which groups a list shows.
+#[derive(Debug, Clone, Default)]
+pub struct GroupFilter {
+    /// Case-insensitive; `%` and `_` are wildcards.
+    pub name: Option<String>,
+    pub lang_tag: Option<String>,
+    pub open: Option<bool>,
+    /// At most this many members.
+    pub members: Option<i64>,
+}
+
+/// What a join did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupJoin {
+    NotFound,
+    Full,
+    /// Already a member, already asked, or banned.
+    Nothing,
+    Joined,
+    /// A join request on a closed group; these admins and superadmins are told.
+    Requested {
+        admins: Vec<Uuid>,
+    },
+}
+
+/// What a leave did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupLeave {
+    Done,
+    LastSuperadmin,
+}
+
+/// What a member operation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupMembers {
+    Denied,
+    NotFound,
+    Full,
+    UnknownUser,
+    /// Applied; `added` are the users who became members by an add.
+    Done {
+        group: Box<GroupRecord>,
+        added: Vec<Uuid>,
+    },
+}
+
 /// Where a channel's messages are kept (Nakama's message stream columns).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelStream {
@@ -221,6 +311,47 @@ pub trait Store: Send + Sync + 'static {
         from: Option<FriendPosition>,
         limit: usize,
     ) -> StoreResult<Vec<FriendEdge>>;
+
+    // Groups. Each call is one transaction; member operations ask
+    // `core::groups::transition` for every target inside it.
+    async fn create_group(&self, group: GroupRecord, owner: Uuid, now: i64) -> StoreResult<()>;
+    async fn group_edge_state(&self, group: Uuid, user: Uuid) -> StoreResult<Option<i32>>;
+    /// False when the group does not exist.
+    async fn update_group(&self, group: Uuid, update: GroupUpdate, now: i64) -> StoreResult<bool>;
+    async fn delete_group(&self, group: Uuid) -> StoreResult<()>;
+    async fn join_group(&self, group: Uuid, user: Uuid, now: i64) -> StoreResult<GroupJoin>;
+    async fn leave_group(&self, group: Uuid, user: Uuid) -> StoreResult<GroupLeave>;
+    async fn group_members(
+        &self,
+        group: Uuid,
+        caller: Option<Uuid>,
+        op: crate::core::groups::MemberOp,
+        targets: Vec<Uuid>,
+        now: i64,
+    ) -> StoreResult<GroupMembers>;
+    /// Groups in creation order from position `after` (inclusive), with their positions.
+    async fn list_groups(
+        &self,
+        filter: GroupFilter,
+        after: Option<(i64, i64)>,
+        limit: usize,
+    ) -> StoreResult<Vec<(GroupRecord, i64)>>;
+    /// Members by (state, position) from `after` (inclusive); bans only when `state` is 4.
+    async fn list_group_users(
+        &self,
+        group: Uuid,
+        state: Option<i32>,
+        after: Option<(i64, i64)>,
+        limit: usize,
+    ) -> StoreResult<Vec<(UserRecord, i32, i64)>>;
+    /// A user's groups by (state, position) from `after` (inclusive); never bans.
+    async fn list_user_groups(
+        &self,
+        user: Uuid,
+        state: Option<i32>,
+        after: Option<(i64, i64)>,
+        limit: usize,
+    ) -> StoreResult<Vec<(GroupRecord, i32, i64)>>;
 
     /// True when `user` exists and has not blocked `by` (who may open a direct chat).
     async fn user_exists_unblocked(&self, user: Uuid, by: Uuid) -> StoreResult<bool>;

@@ -189,3 +189,41 @@ test("joining a direct chat sends -1; messages and history reach nakama-js", asy
     gus.socket.disconnect(false);
   }
 });
+
+test("a closed group's join request (-5) and the add (-4) reach nakama-js", async () => {
+  const owner = await player("owner");
+  const hopeful = await player("hopeful");
+  try {
+    const name = newUsername("guild");
+    const group = await owner.client.createGroup(owner.session, { name, open: false, max_count: 10 });
+    assert.equal(group.name, name);
+    assert.equal(group.open, false);
+    assert.equal(group.edge_count, 1);
+
+    assert.equal(await hopeful.client.joinGroup(hopeful.session, group.id), true);
+    const request = await owner.nth(1);
+    assert.equal(request.code, -5);
+    assert.equal(request.subject, `User ${hopeful.username} wants to join your group`);
+    assert.deepEqual(request.content, { group_id: group.id, username: hopeful.username });
+    assert.equal(request.sender_id, hopeful.session.user_id);
+    assert.equal(request.persistent, true);
+
+    const pending = await owner.client.listGroupUsers(owner.session, group.id, 3);
+    assert.equal(pending.group_users.length, 1);
+    assert.equal(pending.group_users[0].user.id, hopeful.session.user_id);
+
+    await owner.client.addGroupUsers(owner.session, group.id, [hopeful.session.user_id]);
+    const added = await hopeful.nth(1);
+    assert.equal(added.code, -4);
+    assert.equal(added.subject, `You've been added to group ${name}`);
+    assert.deepEqual(added.content, { group_id: group.id, name });
+    assert.equal(added.sender_id, owner.session.user_id);
+
+    const mine = await hopeful.client.listUserGroups(hopeful.session, hopeful.session.user_id);
+    assert.equal(mine.user_groups[0].group.id, group.id);
+    assert.equal(mine.user_groups[0].state, 2);
+  } finally {
+    owner.socket.disconnect(false);
+    hopeful.socket.disconnect(false);
+  }
+});

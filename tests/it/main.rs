@@ -9,6 +9,7 @@
 //! - `reload`: hot reload, the runtime status endpoint, `tidings check`
 //! - `chat`: direct chat and rooms over the socket, -1, history
 //! - `friends`: invite, accept, remove, block, the list, -2/-3/-9
+//! - `groups`: create, join, roles, leave, lists, -4/-5
 //! - `lua`: modules, the `nk` API, RPC over HTTP and socket, sandbox, limits, hooks
 
 mod accounts;
@@ -16,6 +17,7 @@ mod chat;
 mod crash;
 mod durability;
 mod friends;
+mod groups;
 mod lua;
 mod notifications;
 mod reload;

@@ -9,6 +9,7 @@
 
 mod accounts;
 mod friends;
+mod groups;
 mod hooks;
 mod notifications;
 mod util;
@@ -157,6 +158,7 @@ pub fn build(lua: &Lua) -> mlua::Result<Table> {
     all.extend(util::FUNCTIONS);
     all.extend(accounts::FUNCTIONS);
     all.extend(friends::FUNCTIONS);
+    all.extend(groups::FUNCTIONS);
     for (name, f) in all {
         let func = lua.create_function(move |lua, values: MultiValue| {
             let args = Args {
@@ -188,6 +190,7 @@ pub fn names() -> Vec<&'static str> {
         .chain(util::FUNCTIONS)
         .chain(accounts::FUNCTIONS)
         .chain(friends::FUNCTIONS)
+        .chain(groups::FUNCTIONS)
         .map(|(n, _)| *n)
         .collect();
     names.sort_unstable();
