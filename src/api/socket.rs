@@ -309,7 +309,9 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
     let cfg = ctx.config.socket.clone();
     let presence = ctx.core.presence.clone();
     if ctx.config.session.single_socket {
-        presence.disconnect(user.user_id, CODE_SINGLE_SOCKET, "single_socket", None);
+        ctx.core
+            .notifications
+            .disconnect(user.user_id, CODE_SINGLE_SOCKET, "single_socket", None);
     }
     let (handle, mut queue) =
         presence.register(user.user_id, &user.username, cfg.outgoing_queue_size);

@@ -8,7 +8,8 @@ use rand::Rng;
 use uuid::Uuid;
 
 use super::error::{Code, CoreError, CoreResult};
-use super::presence::{Presence, CODE_BANNED};
+use super::notifications::Notifications;
+use super::presence::CODE_BANNED;
 use super::sessions::{Sessions, Tokens};
 use super::store::{NewIdentity, Store, StoreError, UserRecord};
 use super::time::now_secs;
@@ -46,8 +47,8 @@ pub struct Account {
 pub struct Accounts {
     store: Arc<dyn Store>,
     sessions: Arc<Sessions>,
-    /// To end a banned user's sockets.
-    presence: Arc<Presence>,
+    /// To end a banned user's sockets with -8.
+    notifications: Arc<Notifications>,
 }
 
 fn has_space_or_control(s: &str) -> bool {
@@ -130,11 +131,15 @@ async fn bcrypt_verify(password: String, hash: String) -> bool {
 }
 
 impl Accounts {
-    pub fn new(store: Arc<dyn Store>, sessions: Arc<Sessions>, presence: Arc<Presence>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        sessions: Arc<Sessions>,
+        notifications: Arc<Notifications>,
+    ) -> Self {
         Accounts {
             store,
             sessions,
-            presence,
+            notifications,
         }
     }
 
@@ -151,7 +156,8 @@ impl Accounts {
             })?;
         for id in ids {
             self.sessions.invalidate_user(*id).await?;
-            self.presence.disconnect(*id, CODE_BANNED, "banned", None);
+            self.notifications
+                .disconnect(*id, CODE_BANNED, "banned", None);
         }
         Ok(())
     }

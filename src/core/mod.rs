@@ -14,6 +14,7 @@ pub mod groups;
 pub mod notifications;
 pub mod presence;
 pub mod sessions;
+pub mod social;
 pub mod store;
 pub mod time;
 
@@ -29,6 +30,7 @@ pub struct Core {
     pub friends: friends::Friends,
     pub channels: channels::Channels,
     pub groups: groups::Groups,
+    pub social: social::Social,
     pub presence: Arc<presence::Presence>,
     /// Node name, as `ctx.node` and in logs.
     pub node: String,
@@ -49,10 +51,15 @@ impl Core {
             presence.clone(),
         ));
         Ok(Core {
-            accounts: accounts::Accounts::new(store.clone(), sessions.clone(), presence.clone()),
+            accounts: accounts::Accounts::new(
+                store.clone(),
+                sessions.clone(),
+                notifications.clone(),
+            ),
             friends: friends::Friends::new(store.clone(), notifications.clone(), presence.clone()),
             channels: channels::Channels::new(store.clone(), notifications.clone()),
             groups: groups::Groups::new(store.clone(), notifications.clone(), presence.clone()),
+            social: social::Social::new(store.clone(), notifications.clone()),
             notifications,
             store,
             sessions,

@@ -252,6 +252,24 @@ impl Notifications {
         Ok(calls)
     }
 
+    /// The server's own disconnect notices (-7 single_socket, -8 banned): not stored, no
+    /// sender, content `{}`, delivered as the last frame of each of the user's sessions but
+    /// `keep`, which then close. Made here so every implicit notification comes from this
+    /// module.
+    pub fn disconnect(&self, user_id: Uuid, code: i32, subject: &str, keep: Option<Uuid>) {
+        let notice = Notification {
+            id: Uuid::now_v7(),
+            user_id,
+            subject: subject.to_string(),
+            content: "{}".into(),
+            code,
+            sender_id: None,
+            create_time: now_micros(),
+            persistent: false,
+        };
+        self.presence.disconnect(user_id, notice, keep);
+    }
+
     /// One frame per recipient with all of their notifications from this call, in order.
     fn push_grouped(&self, all: &[Notification]) {
         let mut order: Vec<Uuid> = Vec::new();

@@ -15,7 +15,6 @@ use tokio::sync::{mpsc, Notify};
 use uuid::Uuid;
 
 use super::notifications::Notification;
-use super::time::now_micros;
 
 /// Something the server sends to a session on its own initiative.
 #[derive(Debug)]
@@ -172,20 +171,11 @@ impl Presence {
         }
     }
 
-    /// Ends every session of `user_id` the way Nakama does when the server disconnects one
-    /// (single_socket -7, ban -8): a final non-persistent notification with no sender, then
-    /// close 1000 "server-side session disconnect". `keep` is a session to leave open.
-    pub fn disconnect(&self, user_id: Uuid, code: i32, subject: &str, keep: Option<Uuid>) {
-        let notice = Outbound::new(Event::Notifications(vec![Notification {
-            id: Uuid::new_v4(),
-            user_id,
-            subject: subject.to_string(),
-            content: "{}".into(),
-            code,
-            sender_id: None,
-            create_time: now_micros(),
-            persistent: false,
-        }]));
+    /// Ends every session of `user_id` but `keep` the way Nakama does when the server
+    /// disconnects one (single_socket -7, ban -8): `notice` as the final frame, then close
+    /// 1000 "server-side session disconnect". Built by `Notifications::disconnect`.
+    pub fn disconnect(&self, user_id: Uuid, notice: Notification, keep: Option<Uuid>) {
+        let notice = Outbound::new(Event::Notifications(vec![notice]));
         for session in self.sessions_of(user_id) {
             if Some(session.session_id) == keep {
                 continue;

@@ -353,6 +353,18 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> StoreResult<Vec<(GroupRecord, i32, i64)>>;
 
+    /// Links `user` to `social_id` on `provider` (a conflict when another user has it), then
+    /// makes each user linked to one of `friend_ids` a mutual friend of `user` where no edge
+    /// exists either way. Returns those new friends.
+    async fn import_social_friends(
+        &self,
+        user: Uuid,
+        provider: String,
+        social_id: String,
+        friend_ids: Vec<String>,
+        now: i64,
+    ) -> StoreResult<Vec<Uuid>>;
+
     /// True when `user` exists and has not blocked `by` (who may open a direct chat).
     async fn user_exists_unblocked(&self, user: Uuid, by: Uuid) -> StoreResult<bool>;
 

@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/003_friends.sql"),
     include_str!("migrations/sqlite/004_messages.sql"),
     include_str!("migrations/sqlite/005_groups.sql"),
+    include_str!("migrations/sqlite/006_social.sql"),
 ];
 /// Most jobs committed together; bounds one transaction's size and latency.
 const MAX_GROUP: usize = 512;
@@ -101,6 +102,8 @@ fn map_err(e: rusqlite::Error) -> StoreError {
                     "email"
                 } else if msg.contains("groups.name") {
                     "group name"
+                } else if msg.contains("user_social") {
+                    "social id"
                 } else {
                     "row"
                 };
@@ -1051,6 +1054,70 @@ impl Store for SqliteStore {
                 |row| Ok((group_from(row)?, row.get(13)?, row.get(14)?)),
             )?;
             rows.collect()
+        })
+        .await
+    }
+
+    async fn import_social_friends(
+        &self,
+        user: Uuid,
+        provider: String,
+        social_id: String,
+        friend_ids: Vec<String>,
+        now: i64,
+    ) -> StoreResult<Vec<Uuid>> {
+        self.write(move |c, _| {
+            let me = user.as_bytes().to_vec();
+            let owner: Option<Uuid> = c
+                .prepare_cached("SELECT user_id FROM user_social WHERE provider = ?1 AND social_id = ?2")?
+                .query_row(params![provider, social_id], |r| uuid_from(r, 0))
+                .optional()?;
+            match owner {
+                Some(owner) if owner != user => {
+                    return Err(rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE),
+                        Some("UNIQUE constraint failed: user_social.social_id".into()),
+                    ))
+                }
+                Some(_) => {}
+                None => {
+                    c.prepare_cached(
+                        "INSERT INTO user_social (provider, social_id, user_id) VALUES (?1, ?2, ?3) \
+                         ON CONFLICT (user_id, provider) DO UPDATE SET social_id = excluded.social_id",
+                    )?
+                    .execute(params![provider, social_id, me])?;
+                }
+            }
+            let mut linked = Vec::new();
+            let seconds = now / 1_000_000;
+            let position = now.saturating_mul(1000);
+            for friend_social in friend_ids {
+                let friend: Option<Uuid> = c
+                    .prepare_cached("SELECT user_id FROM user_social WHERE provider = ?1 AND social_id = ?2")?
+                    .query_row(params![provider, friend_social], |r| uuid_from(r, 0))
+                    .optional()?;
+                let Some(friend_id) = friend.filter(|f| *f != user) else {
+                    continue;
+                };
+                let friend = friend_id.as_bytes().to_vec();
+                let related: bool = c
+                    .prepare_cached(
+                        "SELECT EXISTS (SELECT 1 FROM user_edge WHERE (source_id = ?1 AND destination_id = ?2) \
+                         OR (source_id = ?2 AND destination_id = ?1))",
+                    )?
+                    .query_row(params![me, friend], |r| r.get(0))?;
+                if related {
+                    continue;
+                }
+                let mut insert = c.prepare_cached(
+                    "INSERT INTO user_edge (source_id, destination_id, state, position, update_time) \
+                     VALUES (?1, ?2, 0, ?3, ?4)",
+                )?;
+                insert.execute(params![me, friend, position, seconds])?;
+                insert.execute(params![friend, me, position, seconds])?;
+                linked.push(friend_id);
+            }
+            Ok(linked)
         })
         .await
     }

@@ -1,19 +1,21 @@
 // The notifications the server sends by itself (NAKAMA-SPEC §6), seen by nakama-js 2.8.0:
-// friends (-2 invite, -3 accept, -9 remove) through client.addFriends / listFriends /
-// deleteFriends / blockFriends, and a ban (-8 then close) through the console-shaped admin
-// route. Every implicit notification is checked for code, subject, content, sender and
-// persistence, and for whether it is listed afterwards.
+// -1 direct chat request (socket.joinChat), -2/-3/-9 friends (addFriends, deleteFriends,
+// blockFriends), -4/-5 groups (joinGroup on a closed group, addGroupUsers), -6 a social
+// friend import (admin route), -7 single_socket (a second server with
+// --session.single_socket true) and -8 a ban (admin route). Each is checked for code,
+// subject, content, sender and persistence, and stored ones for being listed afterwards.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
 import { useServer, makeClient, api, httpError, newDeviceId, newUsername } from "./server.mjs";
 
 const server = useServer();
+const singleSocket = useServer(["--session.single_socket", "true"]);
 const HTTP_KEY = "defaulthttpkey";
 
 /** A player with a connected socket whose notifications are collected in `inbox`. */
-async function player(prefix) {
-  const client = makeClient(server, { autoRefresh: false });
+async function player(prefix, on = server) {
+  const client = makeClient(on, { autoRefresh: false });
   const username = newUsername(prefix);
   const deviceId = newDeviceId();
   const session = await client.authenticateDevice(deviceId, true, username);
@@ -225,5 +227,58 @@ test("a closed group's join request (-5) and the add (-4) reach nakama-js", asyn
   } finally {
     owner.socket.disconnect(false);
     hopeful.socket.disconnect(false);
+  }
+});
+
+test("a social friend import sends -6 to the friend who already plays", async () => {
+  const early = await player("early");
+  const newcomer = await player("newcomer");
+  try {
+    const importFriends = (who, body) =>
+      api(server, `/v2/console/account/${who}/import_friends?http_key=${HTTP_KEY}`, { method: "POST", body });
+    let res = await importFriends(early.session.user_id, { provider: "steam", social_id: `st-${early.username}`, friend_ids: [] });
+    assert.equal(res.status, 200, res.text);
+    res = await importFriends(newcomer.session.user_id, {
+      provider: "steam",
+      social_id: `st-${newcomer.username}`,
+      friend_ids: [`st-${early.username}`],
+    });
+    assert.equal(res.status, 200, res.text);
+    const joined = await early.nth(1);
+    assert.equal(joined.code, -6);
+    assert.equal(joined.subject, "Your friend has just joined the game");
+    assert.deepEqual(joined.content, { username: newcomer.username });
+    assert.equal(joined.sender_id, newcomer.session.user_id);
+    assert.equal(joined.persistent, true);
+    const friends = await early.client.listFriends(early.session, 0);
+    assert.equal(friends.friends[0].user.id, newcomer.session.user_id);
+  } finally {
+    early.socket.disconnect(false);
+    newcomer.socket.disconnect(false);
+  }
+});
+
+test("with single_socket, a second socket ends the first with -7", async () => {
+  const first = await player("solo", singleSocket);
+  try {
+    const second = first.client.createSocket(false, false);
+    await second.connect(first.session, true, 5000);
+    try {
+      const kicked = await first.nth(1);
+      assert.equal(kicked.code, -7);
+      assert.equal(kicked.subject, "single_socket");
+      assert.deepEqual(kicked.content, {});
+      assert.equal(kicked.sender_id, undefined);
+      assert.equal(kicked.persistent, undefined);
+      const deadline = Date.now() + 3000;
+      while (!first.disconnected() && Date.now() < deadline) await quiet(20);
+      assert.ok(first.disconnected(), "the older socket was closed");
+      const reply = await second.send({ ping: {} });
+      assert.deepEqual(reply.pong, {}, "the newer socket stays");
+    } finally {
+      second.disconnect(false);
+    }
+  } finally {
+    first.socket.disconnect(false);
   }
 });

@@ -412,3 +412,68 @@ async fn scripts_manage_friends_with_nakamas_arguments() {
     assert_eq!(n["subject"], "gina wants to add you as a friend");
     assert_eq!(n["sender_id"], g.to_string());
 }
+
+/// A social friend import (the admin route standing in for Facebook/Steam) links players who
+/// already play as mutual friends and tells each of them with -6.
+#[tokio::test]
+async fn social_imports_link_friends_and_send_minus_6() {
+    let s = Server::start().await;
+    let ann = s.user("ann").await;
+    let ben = s.user("ben").await;
+    let cat = s.user("cat").await;
+    let mut wa = s.socket(&ann.token).await;
+    let import = |who: Uuid, body: serde_json::Value| {
+        let s = &s;
+        async move {
+            s.call(
+                Method::POST,
+                &format!("/v2/console/account/{who}/import_friends?http_key=defaulthttpkey"),
+                None,
+                Some(&body.to_string()),
+            )
+            .await
+        }
+    };
+    let (status, body) = import(ann.id, serde_json::json!({"provider": "facebook", "social_id": "fb-ann", "friend_ids": ["fb-ben"]})).await;
+    assert_eq!(
+        (status, body["new_friends"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{body}"
+    );
+
+    let (status, body) = import(ben.id, serde_json::json!({"provider": "facebook", "social_id": "fb-ben", "friend_ids": ["fb-ann", "fb-nobody"]})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["new_friends"], serde_json::json!([ann.id.to_string()]));
+    let n = notice(&mut wa).await;
+    assert_eq!(n["code"], -6);
+    assert_eq!(n["subject"], "Your friend has just joined the game");
+    assert_eq!(n["content"], r#"{"username":"ben"}"#);
+    assert_eq!(n["sender_id"], ben.id.to_string());
+    assert_eq!(n["persistent"], true);
+    assert_eq!(edges(&s, &ann, "").await.0, [("ben".to_string(), 0)]);
+    assert_eq!(edges(&s, &ben, "").await.0, [("ann".to_string(), 0)]);
+
+    // Importing again links nobody new and tells nobody.
+    let (_, body) = import(ben.id, serde_json::json!({"provider": "facebook", "social_id": "fb-ben", "friend_ids": ["fb-ann"]})).await;
+    assert_eq!(body["new_friends"], serde_json::json!([]));
+    assert!(silent(&mut wa, Duration::from_millis(150)).await);
+
+    // A social id belongs to one player; bad requests are refused.
+    let (status, body) = import(
+        cat.id,
+        serde_json::json!({"provider": "facebook", "social_id": "fb-ann"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (409, Some("Social account is already in use."))
+    );
+    let (status, _) = import(cat.id, serde_json::json!({"social_id": "x"})).await;
+    assert_eq!(status, 400);
+    let (status, _) = import(
+        Uuid::new_v4(),
+        serde_json::json!({"provider": "steam", "social_id": "x"}),
+    )
+    .await;
+    assert_eq!(status, 404);
+}
