@@ -10,6 +10,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::error::ApiError;
+use super::socket::envelope;
 use super::{auth, json_reply, query_get, query_pairs, with_ctx, Ctx};
 use crate::core::channels::{
     Channel, ChannelMessage, ChannelPresence, JoinRequest, PresenceChange,
@@ -116,15 +117,6 @@ pub async fn run(
             }),
     };
     outcome.unwrap_or_else(|e| error_frame(cid, &e))
-}
-
-fn envelope(cid: Option<&str>, key: &str, body: Value) -> String {
-    let mut map = Map::new();
-    if let Some(cid) = cid {
-        map.insert("cid".into(), cid.into());
-    }
-    map.insert(key.into(), body);
-    Value::Object(map).to_string()
 }
 
 /// Bad input is code 3; anything else is Nakama's RUNTIME_EXCEPTION, code 0, which protojson

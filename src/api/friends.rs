@@ -16,41 +16,23 @@ use super::error::ApiError;
 use super::hooks::{self, http_info, HttpInfo};
 use super::notifications::parse_int32_param;
 use super::{auth, json_reply, query_get, query_pairs, with_ctx, Ctx};
-use crate::core::friends::{Friend, MAX_LIST};
+use crate::core::friends::{Friend, FriendAction as Action, MAX_LIST};
 use crate::core::sessions::SessionUser;
 use crate::core::time::rfc3339_secs;
 
-/// What a route does to its targets; also its hook name and messages.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Action {
-    Add,
-    Delete,
-    Block,
+/// The hook name of a route.
+fn hook(action: Action) -> &'static str {
+    match action {
+        Action::Add => "AddFriends",
+        Action::Delete => "DeleteFriends",
+        Action::Block => "BlockFriends",
+    }
 }
 
-impl Action {
-    fn hook(self) -> &'static str {
-        match self {
-            Action::Add => "AddFriends",
-            Action::Delete => "DeleteFriends",
-            Action::Block => "BlockFriends",
-        }
-    }
-
-    fn verb(self) -> &'static str {
-        match self {
-            Action::Add => "add",
-            Action::Delete => "delete",
-            Action::Block => "block",
-        }
-    }
-
-    fn self_error(self) -> String {
-        match self {
-            Action::Add => "Cannot add self as friend.".into(),
-            other => format!("Cannot {} self.", other.verb()),
-        }
-    }
+/// Nakama's REST wording of the self-target refusal: "Cannot add self as friend."
+fn self_error(action: Action) -> String {
+    let text = action.self_error();
+    format!("C{}.", &text[1..])
 }
 
 pub fn routes(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -129,7 +111,7 @@ async fn change_handler(
         }
     }
     let call = (&info, Some(&user));
-    let request = hooks::before(&ctx, action.hook(), call, request.into()).await?;
+    let request = hooks::before(&ctx, hook(action), call, request.into()).await?;
     let raw_ids = strings(&request, "ids")?;
     let usernames = strings(&request, "usernames")?;
     if raw_ids.is_empty() && usernames.is_empty() {
@@ -139,7 +121,7 @@ async fn change_handler(
     let mut ids = Vec::with_capacity(raw_ids.len());
     for raw in &raw_ids {
         if *raw == me {
-            return Err(ApiError::invalid(action.self_error()).into());
+            return Err(ApiError::invalid(self_error(action)).into());
         }
         match Uuid::parse_str(raw) {
             Ok(id) if !id.is_nil() => ids.push(id),
@@ -151,7 +133,7 @@ async fn change_handler(
             return Err(ApiError::invalid("Username must not be empty.").into());
         }
         if *name == user.username {
-            return Err(ApiError::invalid(action.self_error()).into());
+            return Err(ApiError::invalid(self_error(action)).into());
         }
     }
     let friends = &ctx.core.friends;
@@ -163,25 +145,15 @@ async fn change_handler(
         }
         return Err(ApiError::invalid("No valid ID or username was provided.").into());
     }
-    match action {
-        Action::Add => {
-            let metadata = request
-                .get("metadata")
-                .and_then(Value::as_str)
-                .filter(|m| !m.is_empty())
-                .map(str::to_string);
-            friends
-                .add(user.user_id, &user.username, targets, metadata)
-                .await?
-        }
-        Action::Delete => {
-            friends
-                .delete(user.user_id, &user.username, targets)
-                .await?
-        }
-        Action::Block => friends.block(user.user_id, targets).await?,
-    }
-    hooks::after(&ctx, action.hook(), call, json!({}), request).await;
+    let metadata = request
+        .get("metadata")
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty() && action == Action::Add)
+        .map(str::to_string);
+    friends
+        .apply(action, user.user_id, &user.username, targets, metadata)
+        .await?;
+    hooks::after(&ctx, hook(action), call, json!({}), request).await;
     Ok(json_reply(&json!({})))
 }
 

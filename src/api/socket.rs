@@ -186,7 +186,8 @@ enum Step {
     Close(Option<String>, &'static str),
 }
 
-fn envelope(cid: Option<&str>, key: &str, body: Value) -> String {
+/// A reply `{"cid": …, key: body}` (no `cid` when the request had none).
+pub(super) fn envelope(cid: Option<&str>, key: &str, body: Value) -> String {
     let mut map = Map::new();
     if let Some(cid) = cid {
         map.insert("cid".into(), cid.into());

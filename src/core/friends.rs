@@ -30,6 +30,33 @@ pub const MAX_LIST: usize = 1000;
 pub const FRIEND: i32 = 0;
 pub const BLOCKED: i32 = 3;
 
+/// What a friend call does to its targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FriendAction {
+    Add,
+    Delete,
+    Block,
+}
+
+impl FriendAction {
+    pub fn verb(self) -> &'static str {
+        match self {
+            FriendAction::Add => "add",
+            FriendAction::Delete => "delete",
+            FriendAction::Block => "block",
+        }
+    }
+
+    /// Nakama's refusal of a call naming the caller (the REST door capitalises it).
+    pub fn self_error(self) -> &'static str {
+        match self {
+            FriendAction::Add => "cannot add self as friend",
+            FriendAction::Delete => "cannot delete self",
+            FriendAction::Block => "cannot block self",
+        }
+    }
+}
+
 /// One listed edge, with whether the other user is online now.
 #[derive(Debug, Clone)]
 pub struct Friend {
@@ -98,6 +125,22 @@ impl Friends {
             }
         }
         Ok(out)
+    }
+
+    /// Runs `action` by `me` on `targets` (`metadata` only for an add).
+    pub async fn apply(
+        &self,
+        action: FriendAction,
+        me: Uuid,
+        my_name: &str,
+        targets: Vec<Uuid>,
+        metadata: Option<String>,
+    ) -> CoreResult<()> {
+        match action {
+            FriendAction::Add => self.add(me, my_name, targets, metadata).await,
+            FriendAction::Delete => self.delete(me, my_name, targets).await,
+            FriendAction::Block => self.block(me, targets).await,
+        }
     }
 
     /// `me` (named `my_name` in the notifications) adds each target: -2 to each newly

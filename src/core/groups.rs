@@ -385,12 +385,7 @@ impl Groups {
         state: Option<i32>,
         cursor: &str,
     ) -> CoreResult<Page<(UserRecord, i32)>> {
-        let after = decode_cursor(cursor)?;
-        if let (Some(s), Some((cs, _))) = (state, &after) {
-            if s as i64 != *cs {
-                return Err(CoreError::invalid("Cursor is invalid."));
-            }
-        }
+        let after = decode_state_cursor(cursor, state)?;
         let mut rows = self
             .store
             .list_group_users(group, state, after, limit + 1)
@@ -411,12 +406,7 @@ impl Groups {
         state: Option<i32>,
         cursor: &str,
     ) -> CoreResult<Page<(GroupRecord, i32)>> {
-        let after = decode_cursor(cursor)?;
-        if let (Some(s), Some((cs, _))) = (state, &after) {
-            if s as i64 != *cs {
-                return Err(CoreError::invalid("Cursor is invalid."));
-            }
-        }
+        let after = decode_state_cursor(cursor, state)?;
         let mut rows = self
             .store
             .list_user_groups(user, state, after, limit + 1)
@@ -443,6 +433,17 @@ fn next_cursor<T>(
     rows.truncate(limit);
     let (a, b) = key(&next);
     Some(base64::engine::general_purpose::URL_SAFE.encode(format!("{a}:{b}")))
+}
+
+/// A member-list cursor, which must come from a list of the same `state` filter.
+fn decode_state_cursor(text: &str, state: Option<i32>) -> CoreResult<Option<(i64, i64)>> {
+    let after = decode_cursor(text)?;
+    match (state, after) {
+        (Some(s), Some((cursor_state, _))) if i64::from(s) != cursor_state => {
+            Err(CoreError::invalid("Cursor is invalid."))
+        }
+        _ => Ok(after),
+    }
 }
 
 /// A list cursor: `(state or 0, position)` of the first row of the page, inclusive.

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::accounts::user_table;
 use super::{ret, shared, Args, NkError, NkResult, Raw};
-use crate::core::friends::{MAX_LIST, MAX_TARGETS};
+use crate::core::friends::{FriendAction as Action, MAX_LIST, MAX_TARGETS};
 use crate::runtime::convert;
 
 pub const FUNCTIONS: &[(&str, Raw)] = &[
@@ -69,35 +69,12 @@ fn friends_list(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
     ret(lua, (list, page.cursor))
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Action {
-    Add,
-    Delete,
-    Block,
-}
-
-impl Action {
-    fn verb(self) -> &'static str {
-        match self {
-            Action::Add => "add",
-            Action::Delete => "delete",
-            Action::Block => "block",
-        }
-    }
-
-    fn self_error(self) -> String {
-        match self {
-            Action::Add => "cannot add self as friend".into(),
-            other => format!("cannot {} self", other.verb()),
-        }
-    }
-
-    fn failed(self) -> &'static str {
-        match self {
-            Action::Add => "error adding friends",
-            Action::Delete => "error deleting friends",
-            Action::Block => "error blocking friends",
-        }
+/// The error a failed `action` raises, before the reason.
+fn failed(action: Action) -> &'static str {
+    match action {
+        Action::Add => "error adding friends",
+        Action::Delete => "error deleting friends",
+        Action::Block => "error blocking friends",
     }
 }
 
@@ -143,7 +120,7 @@ fn change(lua: &Lua, args: &Args, action: Action) -> NkResult<MultiValue> {
             .filter(|id| !id.is_nil())
             .ok_or_else(|| args.error(3, &format!("invalid user ID {raw}")))?;
         if id == user_id {
-            return Err(args.error(3, &action.self_error()));
+            return Err(args.error(3, action.self_error()));
         }
         ids.push(id);
     }
@@ -154,7 +131,7 @@ fn change(lua: &Lua, args: &Args, action: Action) -> NkResult<MultiValue> {
         "each username must be a non-empty string",
     )?;
     if usernames.contains(&username) {
-        return Err(args.error(4, &action.self_error()));
+        return Err(args.error(4, action.self_error()));
     }
     let metadata = match (action, args.opt_table(5)?) {
         (Action::Add, Some(t)) => Some(
@@ -176,16 +153,9 @@ fn change(lua: &Lua, args: &Args, action: Action) -> NkResult<MultiValue> {
     if targets.is_empty() {
         return Err(NkError("no valid ID or username was provided".into()));
     }
-    let done = match action {
-        Action::Add => rt
-            .handle
-            .block_on(friends.add(user_id, &username, targets, metadata)),
-        Action::Delete => rt
-            .handle
-            .block_on(friends.delete(user_id, &username, targets)),
-        Action::Block => rt.handle.block_on(friends.block(user_id, targets)),
-    };
-    done.map_err(|e| NkError(format!("{}: {}", action.failed(), e.message)))?;
+    rt.handle
+        .block_on(friends.apply(action, user_id, &username, targets, metadata))
+        .map_err(|e| NkError(format!("{}: {}", failed(action), e.message)))?;
     ret(lua, ())
 }
 
