@@ -397,16 +397,25 @@ impl Config {
                 "must be at least 1048576 (1 MiB)",
             );
         }
-        if !self.database.url.is_empty() && !self.database.url.starts_with("sqlite:") {
+        if !self.database.url.is_empty()
+            && !self.database.url.starts_with("sqlite:")
+            && self.postgres_url().is_none()
+        {
             return fail(
                 "database.url",
-                "only sqlite:PATH is supported by this build (leave empty for <data_dir>/tidings.db)",
+                "must be sqlite:PATH or postgres://user@host:port/database (leave empty for <data_dir>/tidings.db)",
             );
         }
         if !["debug", "info", "warn", "error"].contains(&self.logger.level.as_str()) {
             return fail("logger.level", "must be one of debug, info, warn, error");
         }
         Ok(())
+    }
+
+    /// The PostgreSQL connection URL, when `database.url` names one.
+    pub fn postgres_url(&self) -> Option<&str> {
+        let url = self.database.url.as_str();
+        (url.starts_with("postgres://") || url.starts_with("postgresql://")).then_some(url)
     }
 
     /// The SQLite file this configuration stores into.

@@ -31,17 +31,24 @@ pub enum StartError {
 
 /// Builds the core on the configured store.
 pub async fn build_core(config: &Config) -> Result<Arc<core::Core>, StartError> {
-    let path = config.sqlite_path();
-    let store = tokio::task::spawn_blocking(move || store::SqliteStore::open(&path))
-        .await
-        .map_err(|e| core::store::StoreError::Internal(e.to_string()))??;
+    let store: Arc<dyn core::store::Store> = match config.postgres_url() {
+        Some(url) => Arc::new(store::PgStore::connect(url, None).await?),
+        None => {
+            let path = config.sqlite_path();
+            Arc::new(
+                tokio::task::spawn_blocking(move || store::SqliteStore::open(&path))
+                    .await
+                    .map_err(|e| core::store::StoreError::Internal(e.to_string()))??,
+            )
+        }
+    };
     let settings = core::sessions::SessionSettings {
         encryption_key: config.session.encryption_key.clone(),
         refresh_encryption_key: config.session.refresh_encryption_key.clone(),
         token_expiry_sec: config.session.token_expiry_sec,
         refresh_token_expiry_sec: config.session.refresh_token_expiry_sec,
     };
-    let core = core::Core::new(Arc::new(store), settings, config.name.clone()).await?;
+    let core = core::Core::new(store, settings, config.name.clone()).await?;
     Ok(Arc::new(core))
 }
 

@@ -785,9 +785,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    /// Checkpoints the whole WAL into the database and truncates it, so the next start does
-    /// not have to rebuild the WAL index from a large file (measured: ~260 ms with a 200 MB
-    /// WAL left behind).
     async fn create_group(&self, group: GroupRecord, owner: Uuid, now: i64) -> StoreResult<()> {
         self.write(move |c, _| {
             c.prepare_cached(
@@ -1347,6 +1344,9 @@ impl Store for SqliteStore {
         .await
     }
 
+    /// Checkpoints the whole WAL into the database and truncates it, so the next start does
+    /// not have to rebuild the WAL index from a large file (measured: ~260 ms with a 200 MB
+    /// WAL left behind).
     async fn close(&self) -> StoreResult<()> {
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {

@@ -6,11 +6,13 @@
 //! - `socket`: handshake, envelopes, limits, single_socket
 //! - `crash`: acknowledged sends survive SIGKILL of the real binary
 //! - `durability`: what survives a restart
+//! - `postgres`: the whole server on PostgreSQL (needs a PostgreSQL server, see support::pg_url)
 //! - `reload`: hot reload, the runtime status endpoint, `tidings check`
 //! - `chat`: direct chat and rooms over the socket, -1, history
 //! - `friends`: invite, accept, remove, block, the list, -2/-3/-9
 //! - `groups`: create, join, roles, leave, lists, -4/-5
 //! - `lua`: modules, the `nk` API, RPC over HTTP and socket, sandbox, limits, hooks
+//! - `store_contract`: the Store trait's promises, on SQLite and on PostgreSQL
 
 mod accounts;
 mod chat;
@@ -20,6 +22,8 @@ mod friends;
 mod groups;
 mod lua;
 mod notifications;
+mod postgres;
 mod reload;
 mod socket;
+mod store_contract;
 mod support;

@@ -303,3 +303,38 @@ pub async fn send_text(ws: &mut Ws, text: &str) {
         .await
         .expect("send");
 }
+
+/// The PostgreSQL server the PostgreSQL tests use: `TIDINGS_TEST_PG_URL`, or the CI machine's
+/// `postgres://postgres@127.0.0.1:5432/test` (trust auth). `scripts/test` starts one where it
+/// is missing; these tests fail, never skip, when it cannot be reached.
+pub fn pg_url() -> String {
+    std::env::var("TIDINGS_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// A new, empty schema for one test, and a `database.url` whose connections use it.
+pub async fn fresh_pg_schema() -> (String, String) {
+    let schema = format!("t_{}", Uuid::new_v4().simple());
+    let (client, conn) = tokio_postgres::connect(&pg_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {} is needed for this test: {e}", pg_url()));
+    let driver = tokio::spawn(conn);
+    client
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("create schema");
+    drop(client);
+    let _ = driver.await;
+    let sep = if pg_url().contains('?') { '&' } else { '?' };
+    let url = format!("{}{sep}options=-c%20search_path%3D{schema}", pg_url());
+    (schema, url)
+}
+
+/// A PostgreSQL store on a fresh schema.
+pub async fn postgres_store() -> Arc<dyn tidings::core::store::Store> {
+    let (_, url) = fresh_pg_schema().await;
+    let store = tidings::store::PgStore::connect(&url, None)
+        .await
+        .expect("PostgreSQL store");
+    Arc::new(store)
+}

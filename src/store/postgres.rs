@@ -1,0 +1,1258 @@
+//! The PostgreSQL store: the same `Store` trait as SQLite, for several Tidings nodes sharing
+//! one database (`database.url: postgres://…`). A deadpool connection pool; every trait
+//! method is one transaction (or one statement); the friend and group state machines run
+//! the same rules as SQLite, with row locks (`FOR UPDATE`) where two nodes could race.
+//! Notification `create_time` comes from one locked clock row, so it is strictly increasing
+//! across all nodes, which the list cursor relies on.
+//!
+//! Migrations (`migrations/postgres/NNN_*.sql`) run at connect under an advisory lock, so
+//! nodes starting together apply each once.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Row};
+use uuid::Uuid;
+
+use crate::core::groups::{self, MemberOp, Transition};
+use crate::core::notifications::{Notification, NotificationUpdate};
+use crate::core::store::{
+    ChannelStream, FriendChange, FriendEdge, FriendPosition, GroupFilter, GroupJoin, GroupLeave,
+    GroupMembers, GroupRecord, GroupUpdate, NewIdentity, RevokedToken, Store, StoreError,
+    StoreResult, StoredMessage, UserRecord,
+};
+use crate::core::time::now_micros;
+
+const MIGRATIONS: &[&str] = &[include_str!("migrations/postgres/001_init.sql")];
+/// Connections per node.
+const POOL_SIZE: usize = 16;
+/// Advisory lock key for migrations ("tidings" in ASCII).
+const MIGRATION_LOCK: i64 = 0x0074_6964_696e_6773;
+
+pub struct PgStore {
+    pool: Pool,
+}
+
+fn pg_err(e: tokio_postgres::Error) -> StoreError {
+    let Some(db) = e.as_db_error() else {
+        return StoreError::Internal(e.to_string());
+    };
+    let constraint = db.constraint().unwrap_or_default();
+    match *db.code() {
+        SqlState::UNIQUE_VIOLATION => StoreError::Conflict(match constraint {
+            "users_username_key" => "username",
+            "user_device_pkey" => "device",
+            "users_custom_id_key" => "custom_id",
+            "users_email_key" => "email",
+            "groups_name_key" => "group name",
+            "user_social_pkey" | "user_social_user" => "social id",
+            _ => "row",
+        }),
+        SqlState::FOREIGN_KEY_VIOLATION => StoreError::MissingReference("users"),
+        SqlState::CHECK_VIOLATION | SqlState::STRING_DATA_RIGHT_TRUNCATION => {
+            StoreError::Constraint(db.message().to_string())
+        }
+        _ => StoreError::Internal(e.to_string()),
+    }
+}
+
+fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => pg_err(e),
+        other => StoreError::Internal(format!("PostgreSQL pool: {other}")),
+    }
+}
+
+const USER_COLS: &str = "u.id, u.username, u.display_name, u.avatar_url, u.lang_tag, u.location, \
+    u.timezone, u.metadata, u.email, u.password, u.custom_id, u.create_time, u.update_time, \
+    u.disable_time";
+
+fn user_from(row: &Row) -> UserRecord {
+    UserRecord {
+        id: row.get(0),
+        username: row.get(1),
+        display_name: row.get(2),
+        avatar_url: row.get(3),
+        lang_tag: row.get(4),
+        location: row.get(5),
+        timezone: row.get(6),
+        metadata: row.get(7),
+        email: row.get(8),
+        password_hash: row.get(9),
+        custom_id: row.get(10),
+        create_time: row.get(11),
+        update_time: row.get(12),
+        disable_time: row.get(13),
+    }
+}
+
+const NOTIFICATION_COLS: &str = "id, user_id, subject, content, code, sender_id, create_time";
+
+fn notification_from(row: &Row) -> Notification {
+    Notification {
+        id: row.get(0),
+        user_id: row.get(1),
+        subject: row.get(2),
+        content: row.get(3),
+        code: i32::from(row.get::<_, i16>(4)),
+        sender_id: Some(row.get(5)),
+        create_time: row.get(6),
+        persistent: true,
+    }
+}
+
+const GROUP_COLS: &str = "g.id, g.creator_id, g.name, g.description, g.avatar_url, g.lang_tag, \
+    g.metadata, g.open, g.edge_count, g.max_count, g.create_time, g.update_time, g.position";
+
+fn group_from(row: &Row) -> GroupRecord {
+    GroupRecord {
+        id: row.get(0),
+        creator_id: row.get(1),
+        name: row.get(2),
+        description: row.get(3),
+        avatar_url: row.get(4),
+        lang_tag: row.get(5),
+        metadata: row.get(6),
+        open: row.get(7),
+        edge_count: row.get(8),
+        max_count: row.get(9),
+        create_time: row.get(10),
+        update_time: row.get(11),
+    }
+}
+
+/// Which `state` filter: `-1` for none (SMALLINT parameters cannot be NULL-typed easily).
+fn state_param(state: Option<i32>) -> i16 {
+    state.map_or(-1, |s| s as i16)
+}
+
+async fn group_for_update(
+    tx: &impl GenericClient,
+    group: Uuid,
+) -> Result<Option<GroupRecord>, tokio_postgres::Error> {
+    let sql = format!("SELECT {GROUP_COLS} FROM groups g WHERE g.id = $1 FOR UPDATE");
+    Ok(tx.query_opt(&sql, &[&group]).await?.map(|r| group_from(&r)))
+}
+
+async fn edge_state(
+    tx: &impl GenericClient,
+    group: Uuid,
+    user: Uuid,
+) -> Result<Option<i32>, tokio_postgres::Error> {
+    Ok(tx
+        .query_opt(
+            "SELECT state FROM group_edge WHERE group_id = $1 AND user_id = $2",
+            &[&group, &user],
+        )
+        .await?
+        .map(|r| i32::from(r.get::<_, i16>(0))))
+}
+
+/// One membership change with `edge_count` kept in step; false when it would overfill.
+async fn set_edge(
+    tx: &impl GenericClient,
+    group: Uuid,
+    user: Uuid,
+    before: Option<i32>,
+    after: Option<i32>,
+    now: i64,
+) -> Result<bool, tokio_postgres::Error> {
+    let delta = i64::from(groups::is_member(after)) - i64::from(groups::is_member(before));
+    if delta != 0 {
+        let changed = tx
+            .execute(
+                "UPDATE groups SET edge_count = edge_count + $2 \
+                 WHERE id = $1 AND edge_count + $2 <= max_count AND edge_count + $2 >= 0",
+                &[&group, &delta],
+            )
+            .await?;
+        if changed == 0 {
+            return Ok(false);
+        }
+    }
+    match (before, after) {
+        (_, None) => {
+            tx.execute(
+                "DELETE FROM group_edge WHERE group_id = $1 AND user_id = $2",
+                &[&group, &user],
+            )
+            .await?;
+        }
+        (None, Some(state)) => {
+            tx.execute(
+                "INSERT INTO group_edge (group_id, user_id, state, position) VALUES ($1, $2, $3, $4)",
+                &[&group, &user, &(state as i16), &now],
+            )
+            .await?;
+        }
+        (Some(_), Some(state)) => {
+            tx.execute(
+                "UPDATE group_edge SET state = $3 WHERE group_id = $1 AND user_id = $2",
+                &[&group, &user, &(state as i16)],
+            )
+            .await?;
+        }
+    }
+    Ok(true)
+}
+
+impl PgStore {
+    /// Connects, and migrates the schema. `schema` (tests) puts every table in that schema
+    /// instead of the user's default search path; it is created when missing.
+    pub async fn connect(url: &str, schema: Option<&str>) -> StoreResult<PgStore> {
+        let mut config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| StoreError::Internal(format!("database.url: {e}")))?;
+        if let Some(schema) = schema {
+            if !schema
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(StoreError::Internal("schema names are [A-Za-z0-9_]".into()));
+            }
+            let (client, conn) = config.connect(NoTls).await.map_err(pg_err)?;
+            let driver = tokio::spawn(conn);
+            client
+                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                .await
+                .map_err(pg_err)?;
+            drop(client);
+            let _ = driver.await;
+            config.options(format!("-c search_path={schema}"));
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(|e| StoreError::Internal(format!("PostgreSQL pool: {e}")))?;
+        let store = PgStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut client = self.pool.get().await.map_err(pool_err)?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(pg_err)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS tidings_migrations (version INTEGER PRIMARY KEY)",
+        )
+        .await
+        .map_err(pg_err)?;
+        let done: i32 = tx
+            .query_one(
+                "SELECT coalesce(max(version), 0) FROM tidings_migrations",
+                &[],
+            )
+            .await
+            .map_err(pg_err)?
+            .get(0);
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(done.max(0) as usize) {
+            tx.batch_execute(sql).await.map_err(pg_err)?;
+            tx.execute(
+                "INSERT INTO tidings_migrations (version) VALUES ($1)",
+                &[&(i as i32 + 1)],
+            )
+            .await
+            .map_err(pg_err)?;
+        }
+        tx.commit().await.map_err(pg_err)
+    }
+
+    async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(pool_err)
+    }
+
+    async fn user_where(&self, clause: &str, value: &str) -> StoreResult<Option<UserRecord>> {
+        let c = self.client().await?;
+        let sql = format!("SELECT {USER_COLS} FROM users u {clause}");
+        Ok(c.query_opt(&sql, &[&value])
+            .await
+            .map_err(pg_err)?
+            .map(|r| user_from(&r)))
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<UserRecord>> {
+        let c = self.client().await?;
+        let sql = format!("SELECT {USER_COLS} FROM users u WHERE u.id = $1");
+        Ok(c.query_opt(&sql, &[&id])
+            .await
+            .map_err(pg_err)?
+            .map(|r| user_from(&r)))
+    }
+
+    async fn user_by_device(&self, device_id: &str) -> StoreResult<Option<UserRecord>> {
+        self.user_where(
+            "JOIN user_device d ON d.user_id = u.id WHERE d.id = $1",
+            device_id,
+        )
+        .await
+    }
+
+    async fn user_by_custom_id(&self, custom_id: &str) -> StoreResult<Option<UserRecord>> {
+        self.user_where("WHERE u.custom_id = $1", custom_id).await
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
+        self.user_where("WHERE u.email = $1", email).await
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        self.user_where("WHERE u.username = $1", username).await
+    }
+
+    async fn create_user(
+        &self,
+        id: Uuid,
+        username: &str,
+        identity: NewIdentity,
+        now: i64,
+    ) -> StoreResult<UserRecord> {
+        let (email, password, custom_id, device) = match identity {
+            NewIdentity::Device(d) => (None, None, None, Some(d)),
+            NewIdentity::Custom(cid) => (None, None, Some(cid), None),
+            NewIdentity::Email {
+                email,
+                password_hash,
+            } => (Some(email), Some(password_hash), None, None),
+        };
+        {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(pg_err)?;
+            tx.execute(
+                "INSERT INTO users (id, username, email, password, custom_id, create_time, update_time) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6)",
+                &[&id, &username, &email, &password, &custom_id, &now],
+            )
+            .await
+            .map_err(pg_err)?;
+            if let Some(device) = device {
+                tx.execute(
+                    "INSERT INTO user_device (id, user_id) VALUES ($1, $2)",
+                    &[&device, &id],
+                )
+                .await
+                .map_err(pg_err)?;
+            }
+            tx.commit().await.map_err(pg_err)?;
+        }
+        self.user_by_id(id)
+            .await?
+            .ok_or_else(|| StoreError::Internal("created user vanished".into()))
+    }
+
+    async fn devices_of(&self, user_id: Uuid) -> StoreResult<Vec<String>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT id FROM user_device WHERE user_id = $1 ORDER BY id",
+                &[&user_id],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn user_ids_page(&self, after: Option<Uuid>, limit: usize) -> StoreResult<Vec<Uuid>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT id FROM users WHERE id > $1 ORDER BY id LIMIT $2",
+                &[&after.unwrap_or_default(), &(limit as i64)],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn revoke_tokens(&self, tokens: Vec<RevokedToken>) -> StoreResult<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        for t in tokens {
+            tx.execute(
+                "INSERT INTO session_revoked (token_id, refresh, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (token_id, refresh) DO UPDATE SET expires_at = excluded.expires_at",
+                &[&t.token_id, &t.refresh, &t.expires_at],
+            )
+            .await
+            .map_err(pg_err)?;
+        }
+        tx.commit().await.map_err(pg_err)
+    }
+
+    async fn invalidate_user_sessions(&self, user_id: Uuid, at: i64) -> StoreResult<()> {
+        let c = self.client().await?;
+        c.execute(
+            "INSERT INTO user_session_cutoff (user_id, invalidated_at) VALUES ($1, $2) \
+             ON CONFLICT (user_id) DO UPDATE SET invalidated_at = excluded.invalidated_at",
+            &[&user_id, &at],
+        )
+        .await
+        .map_err(pg_err)?;
+        Ok(())
+    }
+
+    async fn load_revocations(
+        &self,
+        now: i64,
+    ) -> StoreResult<(Vec<RevokedToken>, Vec<(Uuid, i64)>)> {
+        let c = self.client().await?;
+        c.execute("DELETE FROM session_revoked WHERE expires_at < $1", &[&now])
+            .await
+            .map_err(pg_err)?;
+        let tokens = c
+            .query(
+                "SELECT token_id, refresh, expires_at FROM session_revoked",
+                &[],
+            )
+            .await
+            .map_err(pg_err)?
+            .iter()
+            .map(|r| RevokedToken {
+                token_id: r.get(0),
+                refresh: r.get(1),
+                expires_at: r.get(2),
+            })
+            .collect();
+        let users = c
+            .query(
+                "SELECT user_id, invalidated_at FROM user_session_cutoff",
+                &[],
+            )
+            .await
+            .map_err(pg_err)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        Ok((tokens, users))
+    }
+
+    async fn insert_notifications(
+        &self,
+        rows: Vec<Notification>,
+    ) -> StoreResult<Vec<Notification>> {
+        if rows.is_empty() {
+            return Ok(rows);
+        }
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        let n = rows.len() as i64;
+        let now = now_micros();
+        let last: i64 = tx
+            .query_one(
+                "UPDATE notification_clock SET last = GREATEST(last + $1, $2 + $1 - 1) RETURNING last",
+                &[&n, &now],
+            )
+            .await
+            .map_err(pg_err)?
+            .get(0);
+        let statement = tx
+            .prepare(
+                "INSERT INTO notification (user_id, create_time, id, subject, content, code, sender_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .await
+            .map_err(pg_err)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (i, mut row) in rows.into_iter().enumerate() {
+            row.create_time = last - n + 1 + i as i64;
+            let sender = row.sender_id.unwrap_or_default();
+            tx.execute(
+                &statement,
+                &[
+                    &row.user_id,
+                    &row.create_time,
+                    &row.id,
+                    &row.subject,
+                    &row.content,
+                    &(row.code as i16),
+                    &sender,
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+            out.push(row);
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(out)
+    }
+
+    async fn list_notifications(
+        &self,
+        user_id: Uuid,
+        after: Option<(i64, Uuid)>,
+        limit: usize,
+    ) -> StoreResult<Vec<Notification>> {
+        let c = self.client().await?;
+        let (after_time, after_id) = after.unwrap_or((i64::MIN, Uuid::nil()));
+        let sql = format!(
+            "SELECT {NOTIFICATION_COLS} FROM notification \
+             WHERE user_id = $1 AND (create_time, id) > ($2, $3) \
+             ORDER BY create_time, id LIMIT $4"
+        );
+        let rows = c
+            .query(&sql, &[&user_id, &after_time, &after_id, &(limit as i64)])
+            .await
+            .map_err(pg_err)?;
+        Ok(rows.iter().map(notification_from).collect())
+    }
+
+    async fn get_notifications(
+        &self,
+        ids: Vec<Uuid>,
+        user_id: Option<Uuid>,
+    ) -> StoreResult<Vec<Notification>> {
+        let c = self.client().await?;
+        let sql = format!(
+            "SELECT {NOTIFICATION_COLS} FROM notification \
+             WHERE id = ANY($1) AND ($2::uuid IS NULL OR user_id = $2)"
+        );
+        let rows = c.query(&sql, &[&ids, &user_id]).await.map_err(pg_err)?;
+        // In the order asked for, as the SQLite store answers.
+        let mut found: Vec<Notification> = rows.iter().map(notification_from).collect();
+        found.sort_by_key(|n| ids.iter().position(|id| *id == n.id));
+        Ok(found)
+    }
+
+    async fn delete_notifications(
+        &self,
+        ids: Vec<Uuid>,
+        user_id: Option<Uuid>,
+    ) -> StoreResult<u64> {
+        let c = self.client().await?;
+        c.execute(
+            "DELETE FROM notification WHERE id = ANY($1) AND ($2::uuid IS NULL OR user_id = $2)",
+            &[&ids, &user_id],
+        )
+        .await
+        .map_err(pg_err)
+    }
+
+    async fn update_notifications(&self, updates: Vec<NotificationUpdate>) -> StoreResult<u64> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        let mut n = 0;
+        for u in updates {
+            n += tx
+                .execute(
+                    "UPDATE notification SET subject = coalesce($2, subject), \
+                     content = coalesce($3, content), sender_id = coalesce($4, sender_id) WHERE id = $1",
+                    &[&u.id, &u.subject, &u.content, &u.sender_id],
+                )
+                .await
+                .map_err(pg_err)?;
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(n)
+    }
+
+    async fn friends_add(
+        &self,
+        user: Uuid,
+        targets: Vec<Uuid>,
+        metadata: String,
+        now: i64,
+    ) -> StoreResult<Vec<(Uuid, FriendChange)>> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        let seconds = now / 1_000_000;
+        let position = now.saturating_mul(1000);
+        let mut out = Vec::with_capacity(targets.len());
+        for other in targets {
+            // Lock both users' edges in a fixed order so two nodes adding each other serialise.
+            tx.execute(
+                "SELECT 1 FROM users WHERE id IN ($1, $2) ORDER BY id FOR UPDATE",
+                &[&user, &other],
+            )
+            .await
+            .map_err(pg_err)?;
+            let blocked: bool = tx
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM user_edge WHERE source_id = $1 AND destination_id = $2 AND state = 3)",
+                    &[&user, &other],
+                )
+                .await
+                .map_err(pg_err)?
+                .get(0);
+            if blocked {
+                out.push((other, FriendChange::Nothing));
+                continue;
+            }
+            let accepted = tx
+                .execute(
+                    "UPDATE user_edge SET state = 0, update_time = $3, \
+                     metadata = CASE WHEN source_id = $1 THEN (metadata::jsonb || $4::text::jsonb)::text ELSE metadata END \
+                     WHERE (source_id = $2 AND destination_id = $1 AND state = 1) \
+                     OR (source_id = $1 AND destination_id = $2 AND state = 2)",
+                    &[&user, &other, &seconds, &metadata],
+                )
+                .await
+                .map_err(pg_err)?;
+            if accepted == 2 {
+                out.push((other, FriendChange::Accepted));
+                continue;
+            }
+            let invited = tx
+                .execute(
+                    "INSERT INTO user_edge (source_id, destination_id, state, position, update_time, metadata) \
+                     SELECT $1, $2, 1, $3, $4, $5 \
+                     WHERE EXISTS (SELECT 1 FROM users WHERE id = $2) \
+                     AND NOT EXISTS (SELECT 1 FROM user_edge WHERE source_id = $2 AND destination_id = $1 AND state = 3) \
+                     ON CONFLICT (source_id, destination_id) DO NOTHING",
+                    &[&user, &other, &position, &seconds, &metadata],
+                )
+                .await
+                .map_err(pg_err)?;
+            if invited == 0 {
+                out.push((other, FriendChange::Nothing));
+                continue;
+            }
+            tx.execute(
+                "INSERT INTO user_edge (source_id, destination_id, state, position, update_time) \
+                 VALUES ($2, $1, 2, $3, $4) ON CONFLICT (source_id, destination_id) DO NOTHING",
+                &[&user, &other, &position, &seconds],
+            )
+            .await
+            .map_err(pg_err)?;
+            out.push((other, FriendChange::Invited));
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(out)
+    }
+
+    async fn friends_delete(
+        &self,
+        user: Uuid,
+        targets: Vec<Uuid>,
+    ) -> StoreResult<Vec<(Uuid, FriendChange)>> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        let mut out = Vec::with_capacity(targets.len());
+        for other in targets {
+            let gone = tx
+                .execute(
+                    "DELETE FROM user_edge WHERE (source_id = $1 AND destination_id = $2) \
+                     OR (source_id = $2 AND destination_id = $1 AND state <> 3)",
+                    &[&user, &other],
+                )
+                .await
+                .map_err(pg_err)?;
+            let change = if gone == 2 {
+                FriendChange::Removed
+            } else {
+                FriendChange::Nothing
+            };
+            out.push((other, change));
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(out)
+    }
+
+    async fn friends_block(&self, user: Uuid, targets: Vec<Uuid>, now: i64) -> StoreResult<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        let seconds = now / 1_000_000;
+        let position = now.saturating_mul(1000);
+        for other in targets {
+            let updated = tx
+                .execute(
+                    "UPDATE user_edge SET state = 3, update_time = $3 \
+                     WHERE source_id = $1 AND destination_id = $2",
+                    &[&user, &other, &seconds],
+                )
+                .await
+                .map_err(pg_err)?;
+            if updated == 0 {
+                let inserted = tx
+                    .execute(
+                        "INSERT INTO user_edge (source_id, destination_id, state, position, update_time) \
+                         SELECT $1, $2, 3, $3, $4 WHERE EXISTS (SELECT 1 FROM users WHERE id = $2) \
+                         ON CONFLICT (source_id, destination_id) DO NOTHING",
+                        &[&user, &other, &position, &seconds],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                if inserted == 0 {
+                    continue;
+                }
+            }
+            tx.execute(
+                "DELETE FROM user_edge WHERE source_id = $2 AND destination_id = $1 AND state <> 3",
+                &[&user, &other],
+            )
+            .await
+            .map_err(pg_err)?;
+        }
+        tx.commit().await.map_err(pg_err)
+    }
+
+    async fn friends_list(
+        &self,
+        user: Uuid,
+        state: Option<i32>,
+        from: Option<FriendPosition>,
+        limit: usize,
+    ) -> StoreResult<Vec<FriendEdge>> {
+        let c = self.client().await?;
+        let (from_state, from_position, from_other) = match from {
+            Some(p) => (p.state as i16, p.position, p.other),
+            None => (i16::MIN, i64::MIN, Uuid::nil()),
+        };
+        let sql = format!(
+            "SELECT {USER_COLS}, e.state, e.position, e.update_time, e.metadata \
+             FROM user_edge e JOIN users u ON u.id = e.destination_id \
+             WHERE e.source_id = $1 AND ($2::smallint < 0 OR e.state = $2::smallint) \
+             AND (e.state, e.position, e.destination_id) >= ($3, $4, $5) \
+             ORDER BY e.state, e.position, e.destination_id LIMIT $6"
+        );
+        let rows = c
+            .query(
+                &sql,
+                &[
+                    &user,
+                    &state_param(state),
+                    &from_state,
+                    &from_position,
+                    &from_other,
+                    &(limit as i64),
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| FriendEdge {
+                user: user_from(r),
+                state: i32::from(r.get::<_, i16>(14)),
+                position: r.get(15),
+                update_time: r.get(16),
+                metadata: r.get(17),
+            })
+            .collect())
+    }
+
+    async fn create_group(&self, group: GroupRecord, owner: Uuid, now: i64) -> StoreResult<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        tx.execute(
+            "INSERT INTO groups (id, creator_id, name, description, avatar_url, lang_tag, metadata, \
+             open, edge_count, max_count, position, create_time, update_time) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $10, $11, $11)",
+            &[
+                &group.id,
+                &group.creator_id,
+                &group.name,
+                &group.description,
+                &group.avatar_url,
+                &group.lang_tag,
+                &group.metadata,
+                &group.open,
+                &group.max_count,
+                &now,
+                &group.create_time,
+            ],
+        )
+        .await
+        .map_err(pg_err)?;
+        tx.execute(
+            "INSERT INTO group_edge (group_id, user_id, state, position) VALUES ($1, $2, 0, $3)",
+            &[&group.id, &owner, &now],
+        )
+        .await
+        .map_err(pg_err)?;
+        tx.commit().await.map_err(pg_err)
+    }
+
+    async fn group_edge_state(&self, group: Uuid, user: Uuid) -> StoreResult<Option<i32>> {
+        let c = self.client().await?;
+        edge_state(&c, group, user).await.map_err(pg_err)
+    }
+
+    async fn update_group(&self, group: Uuid, u: GroupUpdate, now: i64) -> StoreResult<bool> {
+        let c = self.client().await?;
+        let changed = c
+            .execute(
+                "UPDATE groups SET name = coalesce($2, name), description = coalesce($3, description), \
+                 lang_tag = coalesce($4, lang_tag), avatar_url = coalesce($5, avatar_url), \
+                 open = coalesce($6, open), metadata = coalesce($7, metadata), \
+                 max_count = GREATEST(coalesce($8, max_count), edge_count), update_time = $9 WHERE id = $1",
+                &[
+                    &group,
+                    &u.name,
+                    &u.description,
+                    &u.lang_tag,
+                    &u.avatar_url,
+                    &u.open,
+                    &u.metadata,
+                    &u.max_count,
+                    &(now / 1_000_000),
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(changed > 0)
+    }
+
+    async fn delete_group(&self, group: Uuid) -> StoreResult<()> {
+        let c = self.client().await?;
+        c.execute("DELETE FROM groups WHERE id = $1", &[&group])
+            .await
+            .map_err(pg_err)?;
+        Ok(())
+    }
+
+    async fn join_group(&self, group: Uuid, user: Uuid, now: i64) -> StoreResult<GroupJoin> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        let Some(g) = group_for_update(&tx, group).await.map_err(pg_err)? else {
+            return Ok(GroupJoin::NotFound);
+        };
+        if g.edge_count >= g.max_count {
+            return Ok(GroupJoin::Full);
+        }
+        if edge_state(&tx, group, user)
+            .await
+            .map_err(pg_err)?
+            .is_some()
+        {
+            return Ok(GroupJoin::Nothing);
+        }
+        let outcome = if g.open {
+            if !set_edge(&tx, group, user, None, Some(groups::MEMBER), now)
+                .await
+                .map_err(pg_err)?
+            {
+                return Ok(GroupJoin::Full);
+            }
+            GroupJoin::Joined
+        } else {
+            set_edge(&tx, group, user, None, Some(groups::JOIN_REQUEST), now)
+                .await
+                .map_err(pg_err)?;
+            let admins = tx
+                .query(
+                    "SELECT user_id FROM group_edge WHERE group_id = $1 AND state <= 1 ORDER BY state, position",
+                    &[&group],
+                )
+                .await
+                .map_err(pg_err)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            GroupJoin::Requested { admins }
+        };
+        tx.commit().await.map_err(pg_err)?;
+        Ok(outcome)
+    }
+
+    async fn leave_group(&self, group: Uuid, user: Uuid) -> StoreResult<GroupLeave> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        let Some(_) = group_for_update(&tx, group).await.map_err(pg_err)? else {
+            return Ok(GroupLeave::Done);
+        };
+        let state = edge_state(&tx, group, user).await.map_err(pg_err)?;
+        match state {
+            None | Some(groups::BANNED) => return Ok(GroupLeave::Done),
+            Some(groups::SUPERADMIN) => {
+                let row = tx
+                    .query_one(
+                        "SELECT count(*) FILTER (WHERE state = 0), count(*) FILTER (WHERE state <= 2) \
+                         FROM group_edge WHERE group_id = $1 AND user_id <> $2",
+                        &[&group, &user],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                let (superadmins, members): (i64, i64) = (row.get(0), row.get(1));
+                if superadmins > 0 {
+                    set_edge(&tx, group, user, state, None, 0)
+                        .await
+                        .map_err(pg_err)?;
+                } else if members == 0 {
+                    tx.execute("DELETE FROM groups WHERE id = $1", &[&group])
+                        .await
+                        .map_err(pg_err)?;
+                } else {
+                    return Ok(GroupLeave::LastSuperadmin);
+                }
+            }
+            Some(_) => {
+                set_edge(&tx, group, user, state, None, 0)
+                    .await
+                    .map_err(pg_err)?;
+            }
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(GroupLeave::Done)
+    }
+
+    async fn group_members(
+        &self,
+        group: Uuid,
+        caller: Option<Uuid>,
+        op: MemberOp,
+        targets: Vec<Uuid>,
+        now: i64,
+    ) -> StoreResult<GroupMembers> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        let Some(_) = group_for_update(&tx, group).await.map_err(pg_err)? else {
+            return Ok(match caller {
+                Some(_) => GroupMembers::Denied,
+                None => GroupMembers::NotFound,
+            });
+        };
+        let caller_state = match caller {
+            None => None,
+            Some(u) => match edge_state(&tx, group, u).await.map_err(pg_err)? {
+                Some(s) if s <= groups::ADMIN => Some(s),
+                _ => return Ok(GroupMembers::Denied),
+            },
+        };
+        let mut added = Vec::new();
+        for target in targets {
+            if op == MemberOp::Add {
+                let exists: bool = tx
+                    .query_one(
+                        "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)",
+                        &[&target],
+                    )
+                    .await
+                    .map_err(pg_err)?
+                    .get(0);
+                if !exists {
+                    return Ok(GroupMembers::UnknownUser); // dropping tx rolls back
+                }
+            }
+            let before = edge_state(&tx, group, target).await.map_err(pg_err)?;
+            let other_superadmins: i64 = tx
+                .query_one(
+                    "SELECT count(*) FROM group_edge WHERE group_id = $1 AND state = 0 AND user_id <> $2",
+                    &[&group, &target],
+                )
+                .await
+                .map_err(pg_err)?
+                .get(0);
+            let after =
+                match groups::transition(op, caller_state, before, other_superadmins as usize) {
+                    Transition::Skip => continue,
+                    Transition::Set(s) => Some(s),
+                    Transition::Remove => None,
+                };
+            if !set_edge(&tx, group, target, before, after, now)
+                .await
+                .map_err(pg_err)?
+            {
+                return Ok(GroupMembers::Full);
+            }
+            if op == MemberOp::Add {
+                added.push(target);
+            }
+        }
+        let g = group_for_update(&tx, group)
+            .await
+            .map_err(pg_err)?
+            .ok_or_else(|| StoreError::Internal("group vanished".into()))?;
+        tx.commit().await.map_err(pg_err)?;
+        Ok(GroupMembers::Done {
+            group: Box::new(g),
+            added,
+        })
+    }
+
+    async fn list_groups(
+        &self,
+        filter: GroupFilter,
+        after: Option<(i64, i64)>,
+        limit: usize,
+    ) -> StoreResult<Vec<(GroupRecord, i64)>> {
+        let c = self.client().await?;
+        let sql = format!(
+            "SELECT {GROUP_COLS} FROM groups g WHERE g.position >= $1 \
+             AND ($2::text IS NULL OR g.name ILIKE $2) AND ($3::text IS NULL OR g.lang_tag = $3) \
+             AND ($4::bool IS NULL OR g.open = $4) AND ($5::bigint IS NULL OR g.edge_count <= $5) \
+             ORDER BY g.position, g.id LIMIT $6"
+        );
+        let rows = c
+            .query(
+                &sql,
+                &[
+                    &after.map_or(i64::MIN, |a| a.1),
+                    &filter.name,
+                    &filter.lang_tag,
+                    &filter.open,
+                    &filter.members,
+                    &(limit as i64),
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(rows.iter().map(|r| (group_from(r), r.get(12))).collect())
+    }
+
+    async fn list_group_users(
+        &self,
+        group: Uuid,
+        state: Option<i32>,
+        after: Option<(i64, i64)>,
+        limit: usize,
+    ) -> StoreResult<Vec<(UserRecord, i32, i64)>> {
+        let c = self.client().await?;
+        let (from_state, from_position) = after.unwrap_or((i64::MIN, i64::MIN));
+        let sql = format!(
+            "SELECT {USER_COLS}, e.state, e.position FROM group_edge e JOIN users u ON u.id = e.user_id \
+             WHERE e.group_id = $1 AND (CASE WHEN $2::smallint < 0 THEN e.state < 4 ELSE e.state = $2::smallint END) \
+             AND (e.state::bigint, e.position) >= ($3, $4) ORDER BY e.state, e.position, e.user_id LIMIT $5"
+        );
+        let rows = c
+            .query(
+                &sql,
+                &[
+                    &group,
+                    &state_param(state),
+                    &from_state,
+                    &from_position,
+                    &(limit as i64),
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| (user_from(r), i32::from(r.get::<_, i16>(14)), r.get(15)))
+            .collect())
+    }
+
+    async fn list_user_groups(
+        &self,
+        user: Uuid,
+        state: Option<i32>,
+        after: Option<(i64, i64)>,
+        limit: usize,
+    ) -> StoreResult<Vec<(GroupRecord, i32, i64)>> {
+        let c = self.client().await?;
+        let (from_state, from_position) = after.unwrap_or((i64::MIN, i64::MIN));
+        let sql = format!(
+            "SELECT {GROUP_COLS}, e.state, e.position FROM group_edge e JOIN groups g ON g.id = e.group_id \
+             WHERE e.user_id = $1 AND e.state < 4 AND ($2::smallint < 0 OR e.state = $2::smallint) \
+             AND (e.state::bigint, e.position) >= ($3, $4) ORDER BY e.state, e.position, e.group_id LIMIT $5"
+        );
+        let rows = c
+            .query(
+                &sql,
+                &[
+                    &user,
+                    &state_param(state),
+                    &from_state,
+                    &from_position,
+                    &(limit as i64),
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| (group_from(r), i32::from(r.get::<_, i16>(13)), r.get(14)))
+            .collect())
+    }
+
+    async fn import_social_friends(
+        &self,
+        user: Uuid,
+        provider: String,
+        social_id: String,
+        friend_ids: Vec<String>,
+        now: i64,
+    ) -> StoreResult<Vec<Uuid>> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        let owner: Option<Uuid> = tx
+            .query_opt(
+                "SELECT user_id FROM user_social WHERE provider = $1 AND social_id = $2",
+                &[&provider, &social_id],
+            )
+            .await
+            .map_err(pg_err)?
+            .map(|r| r.get(0));
+        match owner {
+            Some(owner) if owner != user => return Err(StoreError::Conflict("social id")),
+            Some(_) => {}
+            None => {
+                tx.execute(
+                    "INSERT INTO user_social (provider, social_id, user_id) VALUES ($1, $2, $3) \
+                     ON CONFLICT (user_id, provider) DO UPDATE SET social_id = excluded.social_id",
+                    &[&provider, &social_id, &user],
+                )
+                .await
+                .map_err(pg_err)?;
+            }
+        }
+        let seconds = now / 1_000_000;
+        let position = now.saturating_mul(1000);
+        let mut linked = Vec::new();
+        for friend_social in friend_ids {
+            let friend: Option<Uuid> = tx
+                .query_opt(
+                    "SELECT user_id FROM user_social WHERE provider = $1 AND social_id = $2",
+                    &[&provider, &friend_social],
+                )
+                .await
+                .map_err(pg_err)?
+                .map(|r| r.get(0));
+            let Some(friend) = friend.filter(|f| *f != user) else {
+                continue;
+            };
+            let related: bool = tx
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM user_edge WHERE (source_id = $1 AND destination_id = $2) \
+                     OR (source_id = $2 AND destination_id = $1))",
+                    &[&user, &friend],
+                )
+                .await
+                .map_err(pg_err)?
+                .get(0);
+            if related {
+                continue;
+            }
+            for (a, b) in [(user, friend), (friend, user)] {
+                tx.execute(
+                    "INSERT INTO user_edge (source_id, destination_id, state, position, update_time) \
+                     VALUES ($1, $2, 0, $3, $4)",
+                    &[&a, &b, &position, &seconds],
+                )
+                .await
+                .map_err(pg_err)?;
+            }
+            linked.push(friend);
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(linked)
+    }
+
+    async fn user_exists_unblocked(&self, user: Uuid, by: Uuid) -> StoreResult<bool> {
+        let c = self.client().await?;
+        Ok(c.query_one(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1) AND NOT EXISTS \
+             (SELECT 1 FROM user_edge WHERE source_id = $1 AND destination_id = $2 AND state = 3)",
+            &[&user, &by],
+        )
+        .await
+        .map_err(pg_err)?
+        .get(0))
+    }
+
+    async fn insert_message(
+        &self,
+        stream: ChannelStream,
+        message: StoredMessage,
+    ) -> StoreResult<()> {
+        let c = self.client().await?;
+        c.execute(
+            "INSERT INTO message (stream_mode, stream_subject, stream_descriptor, stream_label, \
+             create_time, id, code, sender_id, username, content, update_time) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            &[
+                &(stream.mode as i16),
+                &stream.subject,
+                &stream.descriptor,
+                &stream.label,
+                &message.create_time,
+                &message.id,
+                &(message.code as i16),
+                &message.sender_id,
+                &message.username,
+                &message.content,
+                &message.update_time,
+            ],
+        )
+        .await
+        .map_err(pg_err)?;
+        Ok(())
+    }
+
+    async fn list_messages(
+        &self,
+        stream: ChannelStream,
+        after: Option<(i64, Uuid)>,
+        ascending: bool,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredMessage>> {
+        let c = self.client().await?;
+        let (cmp, order) = if ascending {
+            (">", "ASC")
+        } else {
+            ("<", "DESC")
+        };
+        let position = if after.is_some() {
+            format!("AND (create_time, id) {cmp} ($5, $6)")
+        } else {
+            "AND $5::bigint IS NULL AND $6::uuid IS NULL".to_string()
+        };
+        let sql = format!(
+            "SELECT id, code, sender_id, username, content, create_time, update_time FROM message \
+             WHERE stream_mode = $1 AND stream_subject = $2 AND stream_descriptor = $3 \
+             AND stream_label = $4 {position} \
+             ORDER BY create_time {order}, id {order} LIMIT $7"
+        );
+        let (time, id) = match after {
+            Some((t, id)) => (Some(t), Some(id)),
+            None => (None, None),
+        };
+        let rows = c
+            .query(
+                &sql,
+                &[
+                    &(stream.mode as i16),
+                    &stream.subject,
+                    &stream.descriptor,
+                    &stream.label,
+                    &time,
+                    &id,
+                    &(limit as i64),
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredMessage {
+                id: r.get(0),
+                code: i32::from(r.get::<_, i16>(1)),
+                sender_id: r.get(2),
+                username: r.get(3),
+                content: r.get(4),
+                create_time: r.get(5),
+                update_time: r.get(6),
+            })
+            .collect())
+    }
+
+    async fn set_disable_time(&self, ids: Vec<Uuid>, at: i64) -> StoreResult<()> {
+        let c = self.client().await?;
+        c.execute(
+            "UPDATE users SET disable_time = $2 WHERE id = ANY($1)",
+            &[&ids, &at],
+        )
+        .await
+        .map_err(pg_err)?;
+        Ok(())
+    }
+
+    /// Nothing to tidy: every commit is durable and PostgreSQL manages its own files.
+    async fn close(&self) -> StoreResult<()> {
+        self.pool.close();
+        Ok(())
+    }
+}
