@@ -13,10 +13,13 @@
 //! Then, in another shell:
 //!
 //! ```text
-//! cargo run --release --example loadgen -- <scenario> [--url http://127.0.0.1:7350]
+//! cargo run --release --example loadgen -- <scenario> [--url http://127.0.0.1:7350] [--socket-url URL]
 //!     [--duration 10] [--clients 8] [--users 200] [--http-key defaulthttpkey]
 //!     [--server-key defaultkey] [--pid <server pid>] [--sizes 1000,5000]
 //! ```
+//!
+//! `--socket-url` puts the players' sockets on another node of a cluster than the one the
+//! RPCs go to (cross-node delivery, see BENCHMARKS.md).
 //!
 //! Scenarios (only loopback targets are accepted; every loop is bounded in count and time):
 //! - `send` / `send_online`: `--users` players each hold one socket read by its own task;
@@ -81,7 +84,7 @@ type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 const USAGE: &str = "usage: loadgen <send|send_online|fanout|list|store|memory|all> \
-[--url http://127.0.0.1:7350] [--duration 10] [--clients 8] [--users 200] \
+[--url http://127.0.0.1:7350] [--socket-url URL] [--duration 10] [--clients 8] [--users 200] \
 [--http-key defaulthttpkey] [--server-key defaultkey] [--pid PID] [--sizes 1000,5000]";
 
 /// Longest wait for one HTTP exchange.
@@ -113,6 +116,8 @@ const STORE_CALLS: usize = 20;
 struct Args {
     scenario: String,
     url: String,
+    /// Where the sockets connect, when not `url` (another node of a cluster).
+    socket_url: Option<String>,
     duration: Duration,
     clients: usize,
     users: usize,
@@ -142,6 +147,7 @@ fn parse_args() -> Result<Args, String> {
     let mut a = Args {
         scenario,
         url: "http://127.0.0.1:7350".into(),
+        socket_url: None,
         duration: Duration::from_secs(10),
         clients: 8,
         users: 200,
@@ -160,6 +166,7 @@ fn parse_args() -> Result<Args, String> {
         };
         match key.as_str() {
             "--url" => a.url = value.trim_end_matches('/').to_string(),
+            "--socket-url" => a.socket_url = Some(value.trim_end_matches('/').to_string()),
             "--duration" => a.duration = Duration::from_secs(number(&key, &value, 1, 3600)?),
             "--clients" => a.clients = number(&key, &value, 1, 1000)? as usize,
             "--users" => a.users = number(&key, &value, 1, 100_000)? as usize,
@@ -1554,7 +1561,7 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let ws_base = match loopback_ws_base(&args.url) {
+    let ws_base = match loopback_ws_base(args.socket_url.as_deref().unwrap_or(&args.url)) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("{e}\n{USAGE}");

@@ -31,25 +31,47 @@ pub enum StartError {
 
 /// Builds the core on the configured store.
 pub async fn build_core(config: &Config) -> Result<Arc<core::Core>, StartError> {
-    let store: Arc<dyn core::store::Store> = match config.postgres_url() {
-        Some(url) => Arc::new(store::PgStore::connect(url, None).await?),
-        None => {
-            let path = config.sqlite_path();
-            Arc::new(
-                tokio::task::spawn_blocking(move || store::SqliteStore::open(&path))
+    // A node's identity on the bus and in the rows it commits: its name plus a random
+    // suffix, so two nodes configured with the same name still tell each other apart.
+    let node_id = format!(
+        "{}-{}",
+        config.name,
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let (store, bus): (Arc<dyn core::store::Store>, Option<Arc<store::PgBus>>) =
+        match config.postgres_url() {
+            Some(url) => {
+                let pg = store::PgStore::connect(url, None, &node_id).await?;
+                let bus = store::PgBus::new(pg.pool(), url, &node_id)
                     .await
-                    .map_err(|e| core::store::StoreError::Internal(e.to_string()))??,
-            )
-        }
-    };
+                    .map_err(core::store::StoreError::Internal)?;
+                let bus = Arc::new(bus);
+                (Arc::new(pg), Some(bus))
+            }
+            None => {
+                let path = config.sqlite_path();
+                let sqlite = tokio::task::spawn_blocking(move || store::SqliteStore::open(&path))
+                    .await
+                    .map_err(|e| core::store::StoreError::Internal(e.to_string()))??;
+                (Arc::new(sqlite), None)
+            }
+        };
     let settings = core::sessions::SessionSettings {
         encryption_key: config.session.encryption_key.clone(),
         refresh_encryption_key: config.session.refresh_encryption_key.clone(),
         token_expiry_sec: config.session.token_expiry_sec,
         refresh_token_expiry_sec: config.session.refresh_token_expiry_sec,
     };
-    let core = core::Core::new(store, settings, config.name.clone()).await?;
-    Ok(Arc::new(core))
+    let cluster_bus: Arc<dyn core::cluster::Bus> = match &bus {
+        Some(bus) => bus.clone(),
+        None => Arc::new(core::cluster::LocalBus),
+    };
+    let core = Arc::new(core::Core::new(store, settings, config.name.clone(), cluster_bus).await?);
+    if let Some(bus) = bus {
+        core.notifications.follow_cluster().await?;
+        bus.listen(Arc::downgrade(&core)).await;
+    }
+    Ok(core)
 }
 
 /// Runs the whole server on an already bound listener until `shutdown` resolves.

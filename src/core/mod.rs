@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod channels;
+pub mod cluster;
 pub mod cursor;
 pub mod error;
 pub mod friends;
@@ -43,12 +44,15 @@ impl Core {
         store: Arc<dyn store::Store>,
         session_config: sessions::SessionSettings,
         node: String,
+        bus: Arc<dyn cluster::Bus>,
     ) -> CoreResult<Core> {
-        let sessions = Arc::new(sessions::Sessions::load(store.clone(), session_config).await?);
+        let sessions =
+            Arc::new(sessions::Sessions::load(store.clone(), session_config, bus.clone()).await?);
         let presence = Arc::new(presence::Presence::default());
         let notifications = Arc::new(notifications::Notifications::new(
             store.clone(),
             presence.clone(),
+            bus,
         ));
         Ok(Core {
             accounts: accounts::Accounts::new(
@@ -66,6 +70,18 @@ impl Core {
             presence,
             node,
         })
+    }
+
+    /// Acts on an event another node published (see `cluster`).
+    pub async fn apply_remote(&self, event: cluster::ClusterEvent) {
+        match event {
+            cluster::ClusterEvent::Revoked => {
+                if let Err(e) = self.sessions.reload().await {
+                    tracing::warn!(error = %e.message, "could not reload revocations");
+                }
+            }
+            other => self.notifications.apply_remote(other).await,
+        }
     }
 
     /// Tidies storage at shutdown (see `Store::close`).

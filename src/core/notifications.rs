@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use super::cluster::{tell, Bus, ClusterEvent, WireNotification};
 use super::cursor::{self, Position};
 use super::error::{CoreError, CoreResult};
 use super::presence::{Event, Outbound, Presence};
@@ -84,6 +85,11 @@ pub struct Notifications {
     store: Arc<dyn Store>,
     presence: Arc<Presence>,
     known_users: KnownUsers,
+    /// Tells other nodes what was sent here (a single node: nobody).
+    bus: Arc<dyn Bus>,
+    /// The last create_time of other nodes' rows this node has pushed; catch-ups run one at
+    /// a time under this lock.
+    seen: tokio::sync::Mutex<i64>,
 }
 
 /// Users known to exist, for [`Notifications::check_recipients`]. Bounded: when full it
@@ -134,6 +140,20 @@ fn check_new(n: &NewNotification) -> CoreResult<()> {
     Ok(())
 }
 
+/// The -7/-8 notice: not stored, no sender, content `{}`.
+fn disconnect_notice(user_id: Uuid, code: i32, subject: &str) -> Notification {
+    Notification {
+        id: Uuid::now_v7(),
+        user_id,
+        subject: subject.to_string(),
+        content: "{}".into(),
+        code,
+        sender_id: None,
+        create_time: now_micros(),
+        persistent: false,
+    }
+}
+
 fn store_error(public: &str, err: StoreError) -> CoreError {
     match err {
         StoreError::MissingReference(_) => CoreError::invalid(
@@ -145,11 +165,79 @@ fn store_error(public: &str, err: StoreError) -> CoreError {
 }
 
 impl Notifications {
-    pub fn new(store: Arc<dyn Store>, presence: Arc<Presence>) -> Self {
+    pub fn new(store: Arc<dyn Store>, presence: Arc<Presence>, bus: Arc<dyn Bus>) -> Self {
         Notifications {
             store,
             presence,
             known_users: KnownUsers::default(),
+            bus,
+            seen: tokio::sync::Mutex::new(0),
+        }
+    }
+
+    /// Starts following other nodes' rows from now (at start-up, before the bus listens).
+    pub async fn follow_cluster(&self) -> CoreResult<()> {
+        let now = self
+            .store
+            .cluster_high_water()
+            .await
+            .map_err(|e| CoreError::internal("Could not read the cluster clock.", e))?;
+        *self.seen.lock().await = now;
+        Ok(())
+    }
+
+    /// Acts on what another node did: pushes its stored rows (caught up from the table) or
+    /// its pushed-only notifications to this node's sessions, or ends a user's sessions.
+    pub async fn apply_remote(&self, event: ClusterEvent) {
+        match event {
+            ClusterEvent::Stored => self.catch_up().await,
+            ClusterEvent::Pushed { all, notifications } => {
+                let list: Vec<Notification> =
+                    notifications.into_iter().map(Notification::from).collect();
+                if all {
+                    for n in list {
+                        self.presence
+                            .deliver_all(&Outbound::new(Event::Notifications(vec![n])));
+                    }
+                } else {
+                    self.push_grouped(&list);
+                }
+            }
+            ClusterEvent::Kick {
+                user,
+                code,
+                subject,
+                at,
+            } => self.presence.disconnect(
+                user,
+                disconnect_notice(user, code, &subject),
+                None,
+                Some(at),
+            ),
+            ClusterEvent::Revoked => {}
+        }
+    }
+
+    /// Pushes the rows other nodes committed since the last seen, oldest first, to the users
+    /// online here. Reads in pages; a wake-up that finds nothing new costs one query.
+    async fn catch_up(&self) {
+        const PAGE: usize = 1000;
+        let mut seen = self.seen.lock().await;
+        for _ in 0..10_000 {
+            let rows = match self.store.notifications_from_others(*seen, PAGE).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cluster catch-up failed; the next wake-up retries");
+                    return;
+                }
+            };
+            let Some(last) = rows.last() else { return };
+            *seen = last.create_time;
+            let full = rows.len() == PAGE;
+            self.push_grouped(&rows);
+            if !full {
+                return;
+            }
         }
     }
 
@@ -249,6 +337,26 @@ impl Notifications {
         for batch in &calls {
             self.push_grouped(batch);
         }
+        if !self.bus.is_local() {
+            let pushed: Vec<WireNotification> = calls
+                .iter()
+                .flatten()
+                .filter(|n| !n.persistent)
+                .map(WireNotification::from)
+                .collect();
+            if calls.iter().flatten().any(|n| n.persistent) {
+                tell(&self.bus, ClusterEvent::Stored);
+            }
+            if !pushed.is_empty() {
+                tell(
+                    &self.bus,
+                    ClusterEvent::Pushed {
+                        all: false,
+                        notifications: pushed,
+                    },
+                );
+            }
+        }
         Ok(calls)
     }
 
@@ -257,17 +365,22 @@ impl Notifications {
     /// `keep`, which then close. Made here so every implicit notification comes from this
     /// module.
     pub fn disconnect(&self, user_id: Uuid, code: i32, subject: &str, keep: Option<Uuid>) {
-        let notice = Notification {
-            id: Uuid::now_v7(),
+        let at = now_micros();
+        self.presence.disconnect(
             user_id,
-            subject: subject.to_string(),
-            content: "{}".into(),
-            code,
-            sender_id: None,
-            create_time: now_micros(),
-            persistent: false,
-        };
-        self.presence.disconnect(user_id, notice, keep);
+            disconnect_notice(user_id, code, subject),
+            keep,
+            None,
+        );
+        tell(
+            &self.bus,
+            ClusterEvent::Kick {
+                user: user_id,
+                code,
+                subject: subject.to_string(),
+                at,
+            },
+        );
     }
 
     /// One frame per recipient with all of their notifications from this call, in order.
@@ -324,6 +437,13 @@ impl Notifications {
                 create_time: now_micros(),
                 persistent: false,
             };
+            tell(
+                &self.bus,
+                ClusterEvent::Pushed {
+                    all: true,
+                    notifications: vec![WireNotification::from(&n)],
+                },
+            );
             self.presence
                 .deliver_all(&Outbound::new(Event::Notifications(vec![n])));
             return Ok(0);

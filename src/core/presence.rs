@@ -95,6 +95,9 @@ impl CloseSignal {
 #[derive(Debug)]
 pub struct SessionHandle {
     pub session_id: Uuid,
+    /// Unix microseconds the session opened, so a kick from another node spares sessions
+    /// opened after it was decided.
+    pub opened_at: i64,
     pub user_id: Uuid,
     pub username: String,
     tx: mpsc::Sender<Arc<Outbound>>,
@@ -129,6 +132,7 @@ impl Presence {
         let (tx, rx) = mpsc::channel(queue_size.max(1));
         let handle = Arc::new(SessionHandle {
             session_id: Uuid::new_v4(),
+            opened_at: super::time::now_micros(),
             user_id,
             username: username.to_string(),
             tx,
@@ -174,10 +178,17 @@ impl Presence {
     /// Ends every session of `user_id` but `keep` the way Nakama does when the server
     /// disconnects one (single_socket -7, ban -8): `notice` as the final frame, then close
     /// 1000 "server-side session disconnect". Built by `Notifications::disconnect`.
-    pub fn disconnect(&self, user_id: Uuid, notice: Notification, keep: Option<Uuid>) {
+    /// With `before`, only sessions opened before that time (Unix microseconds) go.
+    pub fn disconnect(
+        &self,
+        user_id: Uuid,
+        notice: Notification,
+        keep: Option<Uuid>,
+        before: Option<i64>,
+    ) {
         let notice = Outbound::new(Event::Notifications(vec![notice]));
         for session in self.sessions_of(user_id) {
-            if Some(session.session_id) == keep {
+            if Some(session.session_id) == keep || before.is_some_and(|t| session.opened_at >= t) {
                 continue;
             }
             session.offer(&notice);

@@ -12,6 +12,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::cluster::{tell, Bus, ClusterEvent};
 use super::error::{CoreError, CoreResult};
 use super::store::{RevokedToken, Store};
 use super::time::now_secs;
@@ -70,10 +71,16 @@ pub struct Sessions {
     revoked: Mutex<HashMap<(Uuid, bool), i64>>,
     /// user -> unix seconds before which every token of theirs is invalid.
     invalidated: Mutex<HashMap<Uuid, i64>>,
+    /// Tells other nodes to reload revocations after a logout or ban.
+    bus: Arc<dyn Bus>,
 }
 
 impl Sessions {
-    pub async fn load(store: Arc<dyn Store>, settings: SessionSettings) -> CoreResult<Sessions> {
+    pub async fn load(
+        store: Arc<dyn Store>,
+        settings: SessionSettings,
+        bus: Arc<dyn Bus>,
+    ) -> CoreResult<Sessions> {
         let (tokens, users) = store
             .load_revocations(now_secs())
             .await
@@ -88,7 +95,23 @@ impl Sessions {
                     .collect(),
             ),
             invalidated: Mutex::new(users.into_iter().collect()),
+            bus,
         })
+    }
+
+    /// Reloads the revocations from the store (another node logged someone out or banned).
+    pub async fn reload(&self) -> CoreResult<()> {
+        let (tokens, users) = self
+            .store
+            .load_revocations(now_secs())
+            .await
+            .map_err(|e| CoreError::internal("Could not load revoked sessions.", e))?;
+        *lock(&self.revoked) = tokens
+            .into_iter()
+            .map(|t| ((t.token_id, t.refresh), t.expires_at))
+            .collect();
+        *lock(&self.invalidated) = users.into_iter().collect();
+        Ok(())
     }
 
     pub fn token_expiry_sec(&self) -> i64 {
@@ -215,6 +238,8 @@ impl Sessions {
         for t in revoke {
             map.insert((t.token_id, t.refresh), t.expires_at);
         }
+        drop(map);
+        tell(&self.bus, ClusterEvent::Revoked);
         Ok(())
     }
 
@@ -229,6 +254,7 @@ impl Sessions {
             .await
             .map_err(|e| CoreError::internal("Could not log out.", e))?;
         lock(&self.invalidated).insert(user_id, at);
+        tell(&self.bus, ClusterEvent::Revoked);
         Ok(())
     }
 }

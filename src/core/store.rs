@@ -384,6 +384,16 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> StoreResult<Vec<StoredMessage>>;
 
+    // Several nodes (a single-node store answers 0 and nothing).
+    /// The largest notification create_time handed out so far, cluster-wide.
+    async fn cluster_high_water(&self) -> StoreResult<i64>;
+    /// Stored notifications other nodes committed after `after`, oldest first, at most `limit`.
+    async fn notifications_from_others(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<Notification>>;
+
     /// Sets `disable_time` (Unix seconds; 0 lifts a ban) on the users that exist.
     async fn set_disable_time(&self, ids: Vec<Uuid>, at: i64) -> StoreResult<()>;
 

@@ -25,7 +25,10 @@ use crate::core::store::{
 };
 use crate::core::time::now_micros;
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/postgres/001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/postgres/001_init.sql"),
+    include_str!("migrations/postgres/002_cluster.sql"),
+];
 /// Connections per node.
 const POOL_SIZE: usize = 16;
 /// Advisory lock key for migrations ("tidings" in ASCII).
@@ -33,6 +36,8 @@ const MIGRATION_LOCK: i64 = 0x0074_6964_696e_6773;
 
 pub struct PgStore {
     pool: Pool,
+    /// This node's name, written with each notification it commits.
+    node: String,
 }
 
 fn pg_err(e: tokio_postgres::Error) -> StoreError {
@@ -201,7 +206,7 @@ async fn set_edge(
 impl PgStore {
     /// Connects, and migrates the schema. `schema` (tests) puts every table in that schema
     /// instead of the user's default search path; it is created when missing.
-    pub async fn connect(url: &str, schema: Option<&str>) -> StoreResult<PgStore> {
+    pub async fn connect(url: &str, schema: Option<&str>, node: &str) -> StoreResult<PgStore> {
         let mut config = tokio_postgres::Config::from_str(url)
             .map_err(|e| StoreError::Internal(format!("database.url: {e}")))?;
         if let Some(schema) = schema {
@@ -232,9 +237,17 @@ impl PgStore {
             .max_size(POOL_SIZE)
             .build()
             .map_err(|e| StoreError::Internal(format!("PostgreSQL pool: {e}")))?;
-        let store = PgStore { pool };
+        let store = PgStore {
+            pool,
+            node: node.to_string(),
+        };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// The connection pool, shared with this node's cluster bus.
+    pub fn pool(&self) -> Pool {
+        self.pool.clone()
     }
 
     async fn migrate(&self) -> StoreResult<()> {
@@ -460,8 +473,8 @@ impl Store for PgStore {
             .get(0);
         let statement = tx
             .prepare(
-                "INSERT INTO notification (user_id, create_time, id, subject, content, code, sender_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO notification (user_id, create_time, id, subject, content, code, sender_id, origin) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .await
             .map_err(pg_err)?;
@@ -479,6 +492,7 @@ impl Store for PgStore {
                     &row.content,
                     &(row.code as i16),
                     &sender,
+                    &self.node,
                 ],
             )
             .await
@@ -1237,6 +1251,31 @@ impl Store for PgStore {
                 update_time: r.get(6),
             })
             .collect())
+    }
+
+    async fn cluster_high_water(&self) -> StoreResult<i64> {
+        let c = self.client().await?;
+        Ok(c.query_one("SELECT last FROM notification_clock", &[])
+            .await
+            .map_err(pg_err)?
+            .get(0))
+    }
+
+    async fn notifications_from_others(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<Notification>> {
+        let c = self.client().await?;
+        let sql = format!(
+            "SELECT {NOTIFICATION_COLS} FROM notification WHERE create_time > $1 AND origin <> $2 \
+             ORDER BY create_time LIMIT $3"
+        );
+        let rows = c
+            .query(&sql, &[&after, &self.node, &(limit as i64)])
+            .await
+            .map_err(pg_err)?;
+        Ok(rows.iter().map(notification_from).collect())
     }
 
     async fn set_disable_time(&self, ids: Vec<Uuid>, at: i64) -> StoreResult<()> {

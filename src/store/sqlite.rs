@@ -1212,6 +1212,19 @@ impl Store for SqliteStore {
         .await
     }
 
+    /// One node: there are no other nodes' rows to catch up on.
+    async fn cluster_high_water(&self) -> StoreResult<i64> {
+        Ok(0)
+    }
+
+    async fn notifications_from_others(
+        &self,
+        _after: i64,
+        _limit: usize,
+    ) -> StoreResult<Vec<Notification>> {
+        Ok(Vec::new())
+    }
+
     async fn set_disable_time(&self, ids: Vec<Uuid>, at: i64) -> StoreResult<()> {
         self.write(move |c, _| {
             let mut stmt = c.prepare_cached("UPDATE users SET disable_time = ?2 WHERE id = ?1")?;

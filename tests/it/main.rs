@@ -4,6 +4,7 @@
 //! - `accounts`: authenticate, refresh, logout, account, token forgery, bad bodies
 //! - `notifications`: core send -> sockets -> REST list/delete, cursor rules, send_all
 //! - `socket`: handshake, envelopes, limits, single_socket
+//! - `cluster`: several nodes on one PostgreSQL database
 //! - `crash`: acknowledged sends survive SIGKILL of the real binary
 //! - `durability`: what survives a restart
 //! - `postgres`: the whole server on PostgreSQL (needs a PostgreSQL server, see support::pg_url)
@@ -16,6 +17,7 @@
 
 mod accounts;
 mod chat;
+mod cluster;
 mod crash;
 mod durability;
 mod friends;

@@ -333,7 +333,7 @@ pub async fn fresh_pg_schema() -> (String, String) {
 /// A PostgreSQL store on a fresh schema.
 pub async fn postgres_store() -> Arc<dyn tidings::core::store::Store> {
     let (_, url) = fresh_pg_schema().await;
-    let store = tidings::store::PgStore::connect(&url, None)
+    let store = tidings::store::PgStore::connect(&url, None, "contract")
         .await
         .expect("PostgreSQL store");
     Arc::new(store)

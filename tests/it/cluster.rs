@@ -1,0 +1,203 @@
+//! Several nodes on one PostgreSQL database (each a real server in this process, with its
+//! own listener and bus connection): a notification committed on one node reaches the user's
+//! sockets on the others exactly once; pushed-only notifications and send_all reach every
+//! node; logout, ban and single_socket hold across nodes.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::support::{closed, fresh_pg_schema, next_json, Server, Ws};
+use tidings::core::notifications::NewNotification;
+
+async fn nodes(n: usize, extra: &[(&str, &str)]) -> Vec<Server> {
+    nodes_on(&fresh_pg_schema().await.1, n, extra).await
+}
+
+async fn nodes_on(url: &str, n: usize, extra: &[(&str, &str)]) -> Vec<Server> {
+    let mut servers = Vec::new();
+    for i in 0..n {
+        let name = format!("node{i}");
+        let mut settings = vec![("database.url", url), ("name", name.as_str())];
+        settings.extend_from_slice(extra);
+        servers.push(Server::start_with(&settings).await);
+    }
+    servers
+}
+
+fn note(user: Uuid, subject: &str, persistent: bool) -> NewNotification {
+    NewNotification {
+        user_id: user,
+        subject: subject.to_string(),
+        content: "{}".into(),
+        code: 1,
+        sender_id: None,
+        persistent,
+    }
+}
+
+/// The subjects of the next `n` notifications pushed to `ws`.
+async fn subjects(ws: &mut Ws, n: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let frame = next_json(ws).await;
+        for item in frame["notifications"]["notifications"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            out.push(item["subject"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn notifications_cross_nodes_exactly_once() {
+    let nodes = nodes(3, &[]).await;
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let user = b.user("roamer").await;
+    let mut on_b = b.socket(&user.token).await;
+    let mut on_c = c.socket(&user.token).await;
+
+    // 50 persistent sends committed on A, one at a time and in batches.
+    for i in 0..30 {
+        a.core
+            .notifications
+            .send(vec![note(user.id, &format!("p{i}"), true)])
+            .await
+            .expect("send");
+    }
+    let batch: Vec<_> = (30..50)
+        .map(|i| note(user.id, &format!("p{i}"), true))
+        .collect();
+    a.core.notifications.send(batch).await.expect("send batch");
+    let expected: Vec<String> = (0..50).map(|i| format!("p{i}")).collect();
+    for ws in [&mut on_b, &mut on_c] {
+        let got = subjects(ws, 50).await;
+        assert_eq!(got, expected, "every row once, in commit order");
+        assert!(
+            crate::support::silent(ws, Duration::from_millis(300)).await,
+            "no duplicates"
+        );
+    }
+    // Stored once: listed on any node.
+    let (_, page) = c.get("/v2/notification?limit=100", &user.token).await;
+    assert_eq!(page["notifications"].as_array().map(Vec::len), Some(50));
+
+    // Pushed-only and send_all reach the other nodes' sockets too.
+    a.core
+        .notifications
+        .send(vec![note(user.id, "live", false)])
+        .await
+        .expect("send live");
+    assert_eq!(subjects(&mut on_b, 1).await, ["live"]);
+    assert_eq!(subjects(&mut on_c, 1).await, ["live"]);
+    a.core
+        .notifications
+        .send_all("everyone".into(), "{}".into(), 2, false)
+        .await
+        .expect("send_all");
+    assert_eq!(subjects(&mut on_b, 1).await, ["everyone"]);
+    assert_eq!(subjects(&mut on_c, 1).await, ["everyone"]);
+}
+
+#[tokio::test]
+async fn logout_ban_and_single_socket_hold_across_nodes() {
+    let nodes = nodes(2, &[("session.single_socket", "true")]).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+
+    // Logout everywhere on A: the token stops working on B.
+    let user = a.user("leaver").await;
+    assert_eq!(b.get("/v2/account", &user.token).await.0, 200);
+    let (status, _) = a
+        .call(
+            reqwest::Method::POST,
+            "/v2/session/logout",
+            Some(&user.token),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while b.get("/v2/account", &user.token).await.0 != 401 {
+        assert!(Instant::now() < deadline, "logout on A never reached B");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // single_socket: a second socket on B ends the first one on A with -7.
+    let solo = a.user("solo").await;
+    let mut first = a.socket(&solo.token).await;
+    let mut second = b.socket(&solo.token).await;
+    let frame: Value = next_json(&mut first).await;
+    assert_eq!(frame["notifications"]["notifications"][0]["code"], -7);
+    assert_eq!(closed(&mut first).await.0, 1000);
+    crate::support::send_text(&mut second, r#"{"cid":"1","ping":{}}"#).await;
+    assert_eq!(next_json(&mut second).await["cid"], "1");
+
+    // A ban on A ends the user's socket on B with -8 and its token on B.
+    let (status, _) = a
+        .call(
+            reqwest::Method::POST,
+            &format!(
+                "/v2/console/account/{}/ban?http_key=defaulthttpkey",
+                solo.id
+            ),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let frame = next_json(&mut second).await;
+    assert_eq!(frame["notifications"]["notifications"][0]["code"], -8);
+    assert_eq!(closed(&mut second).await.0, 1000);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while b.get("/v2/account", &solo.token).await.0 != 401 {
+        assert!(
+            Instant::now() < deadline,
+            "the ban on A never reached B's sessions"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_node_that_was_not_listening_catches_up_without_duplicates() {
+    let (_, url) = fresh_pg_schema().await;
+    let nodes = nodes_on(&url, 2, &[]).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let user = b.user("patient").await;
+    let mut on_b = b.socket(&user.token).await;
+    // Rows committed by a node whose wake-ups B never hears (a store without a bus), then
+    // one wake-up from A: B reads everything since the last row it pushed, once.
+    let quiet = tidings::store::PgStore::connect(&url, None, "quiet-node")
+        .await
+        .expect("store");
+    for i in 0..5 {
+        let row = tidings::core::notifications::Notification {
+            id: Uuid::now_v7(),
+            user_id: user.id,
+            subject: format!("quiet{i}"),
+            content: "{}".into(),
+            code: 1,
+            sender_id: Some(Uuid::nil()),
+            create_time: 0,
+            persistent: true,
+        };
+        tidings::core::store::Store::insert_notifications(&quiet, vec![row])
+            .await
+            .expect("insert");
+    }
+    assert!(crate::support::silent(&mut on_b, Duration::from_millis(200)).await);
+    a.core
+        .notifications
+        .send(vec![note(user.id, "loud", true)])
+        .await
+        .expect("send");
+    let got: HashSet<String> = subjects(&mut on_b, 6).await.into_iter().collect();
+    assert_eq!(got.len(), 6, "{got:?}");
+    assert!(got.contains("loud") && got.contains("quiet0"));
+    assert!(crate::support::silent(&mut on_b, Duration::from_millis(300)).await);
+}
