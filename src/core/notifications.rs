@@ -90,6 +90,8 @@ pub struct Notifications {
     /// The last create_time of other nodes' rows this node has pushed; catch-ups run one at
     /// a time under this lock.
     seen: tokio::sync::Mutex<i64>,
+    /// A wake-up is queued and not yet sent (see `wake_cluster`).
+    waking: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Users known to exist, for [`Notifications::check_recipients`]. Bounded: when full it
@@ -172,7 +174,23 @@ impl Notifications {
             known_users: KnownUsers::default(),
             bus,
             seen: tokio::sync::Mutex::new(0),
+            waking: Arc::default(),
         }
+    }
+
+    /// Wakes the other nodes after a commit. Wake-ups coalesce: while one is on its way, later
+    /// commits ride on it (the receivers read everything new from the table anyway), so a
+    /// burst of sends costs a few NOTIFYs, not one each.
+    fn wake_cluster(&self) {
+        if self.waking.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
+        let bus = self.bus.clone();
+        let waking = self.waking.clone();
+        tokio::spawn(async move {
+            waking.store(false, std::sync::atomic::Ordering::Release);
+            bus.publish(ClusterEvent::Stored).await;
+        });
     }
 
     /// Starts following other nodes' rows from now (at start-up, before the bus listens).
@@ -345,7 +363,7 @@ impl Notifications {
                 .map(WireNotification::from)
                 .collect();
             if calls.iter().flatten().any(|n| n.persistent) {
-                tell(&self.bus, ClusterEvent::Stored);
+                self.wake_cluster();
             }
             if !pushed.is_empty() {
                 tell(

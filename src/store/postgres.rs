@@ -38,6 +38,122 @@ pub struct PgStore {
     pool: Pool,
     /// This node's name, written with each notification it commits.
     node: String,
+    /// The notification writer (group commit, see [`insert_writer`]).
+    inserts: tokio::sync::mpsc::UnboundedSender<InsertJob>,
+}
+
+type InsertJob = (
+    Vec<Notification>,
+    tokio::sync::oneshot::Sender<StoreResult<Vec<Notification>>>,
+);
+
+/// Most rows one group commit takes.
+const MAX_GROUP_ROWS: usize = 10_000;
+
+/// Commits notification inserts in groups: every job waiting when a commit starts goes into
+/// it (a failing group is retried job by job, so a bad job fails alone). The clock row that
+/// keeps create_time strictly increasing cluster-wide is locked until commit, so commits on
+/// it are serial; one transaction per RPC made that the limit (550/s with 8 clients), one per
+/// group carries every waiting RPC in one commit and four round trips.
+async fn insert_writer(
+    pool: Pool,
+    node: String,
+    mut jobs: tokio::sync::mpsc::UnboundedReceiver<InsertJob>,
+) {
+    while let Some(first) = jobs.recv().await {
+        let mut group = vec![first];
+        let mut rows = group[0].0.len();
+        while rows < MAX_GROUP_ROWS {
+            match jobs.try_recv() {
+                Ok(job) => {
+                    rows += job.0.len();
+                    group.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let outcome = commit_group(&pool, &node, &mut group).await;
+        for (i, (_, reply)) in group.into_iter().enumerate() {
+            let answer = match &outcome {
+                Ok(results) => results[i].clone(),
+                Err(e) => Err(e.clone()),
+            };
+            let _ = reply.send(answer);
+        }
+    }
+}
+
+/// One transaction for a group of insert jobs (one clock update, one multi-row INSERT);
+/// when it fails, each job again in its own transaction, so a bad job (an unknown user)
+/// fails alone. Per-job results.
+async fn commit_group(
+    pool: &Pool,
+    node: &str,
+    group: &mut [InsertJob],
+) -> StoreResult<Vec<StoreResult<Vec<Notification>>>> {
+    let jobs: Vec<Vec<Notification>> = group
+        .iter_mut()
+        .map(|(rows, _)| std::mem::take(rows))
+        .collect();
+    let mut client = pool.get().await.map_err(pool_err)?;
+    let all: Vec<Notification> = jobs.iter().flatten().cloned().collect();
+    match insert_rows(&mut client, node, all).await {
+        Ok(mut stored) => {
+            let mut results = Vec::with_capacity(jobs.len());
+            for job in &jobs {
+                let rest = stored.split_off(job.len());
+                results.push(Ok(std::mem::replace(&mut stored, rest)));
+            }
+            Ok(results)
+        }
+        Err(_) if jobs.len() > 1 => {
+            let mut results = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                results.push(insert_rows(&mut client, node, job).await.map_err(pg_err));
+            }
+            Ok(results)
+        }
+        Err(e) => Ok(vec![Err(pg_err(e))]),
+    }
+}
+
+/// Inserts rows in one transaction with create_times from the cluster clock, in order.
+async fn insert_rows(
+    client: &mut deadpool_postgres::Object,
+    node: &str,
+    mut rows: Vec<Notification>,
+) -> Result<Vec<Notification>, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    let n = rows.len() as i64;
+    let last: i64 = tx
+        .query_one(
+            "UPDATE notification_clock SET last = GREATEST(last + $1, $2 + $1 - 1) RETURNING last",
+            &[&n, &now_micros()],
+        )
+        .await?
+        .get(0);
+    for (i, row) in rows.iter_mut().enumerate() {
+        row.create_time = last - n + 1 + i as i64;
+    }
+    let users: Vec<Uuid> = rows.iter().map(|r| r.user_id).collect();
+    let times: Vec<i64> = rows.iter().map(|r| r.create_time).collect();
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let subjects: Vec<&str> = rows.iter().map(|r| r.subject.as_str()).collect();
+    let contents: Vec<&str> = rows.iter().map(|r| r.content.as_str()).collect();
+    let codes: Vec<i16> = rows.iter().map(|r| r.code as i16).collect();
+    let senders: Vec<Uuid> = rows
+        .iter()
+        .map(|r| r.sender_id.unwrap_or_default())
+        .collect();
+    tx.execute(
+        "INSERT INTO notification (user_id, create_time, id, subject, content, code, sender_id, origin) \
+         SELECT u, t, i, s, c, k, f, $8 FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], \
+         $4::text[], $5::text[], $6::smallint[], $7::uuid[]) AS x(u, t, i, s, c, k, f)",
+        &[&users, &times, &ids, &subjects, &contents, &codes, &senders, &node],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(rows)
 }
 
 fn pg_err(e: tokio_postgres::Error) -> StoreError {
@@ -237,9 +353,12 @@ impl PgStore {
             .max_size(POOL_SIZE)
             .build()
             .map_err(|e| StoreError::Internal(format!("PostgreSQL pool: {e}")))?;
+        let (inserts, jobs) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(insert_writer(pool.clone(), node.to_string(), jobs));
         let store = PgStore {
             pool,
             node: node.to_string(),
+            inserts,
         };
         store.migrate().await?;
         Ok(store)
@@ -459,48 +578,13 @@ impl Store for PgStore {
         if rows.is_empty() {
             return Ok(rows);
         }
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(pg_err)?;
-        let n = rows.len() as i64;
-        let now = now_micros();
-        let last: i64 = tx
-            .query_one(
-                "UPDATE notification_clock SET last = GREATEST(last + $1, $2 + $1 - 1) RETURNING last",
-                &[&n, &now],
-            )
-            .await
-            .map_err(pg_err)?
-            .get(0);
-        let statement = tx
-            .prepare(
-                "INSERT INTO notification (user_id, create_time, id, subject, content, code, sender_id, origin) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .await
-            .map_err(pg_err)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (i, mut row) in rows.into_iter().enumerate() {
-            row.create_time = last - n + 1 + i as i64;
-            let sender = row.sender_id.unwrap_or_default();
-            tx.execute(
-                &statement,
-                &[
-                    &row.user_id,
-                    &row.create_time,
-                    &row.id,
-                    &row.subject,
-                    &row.content,
-                    &(row.code as i16),
-                    &sender,
-                    &self.node,
-                ],
-            )
-            .await
-            .map_err(pg_err)?;
-            out.push(row);
-        }
-        tx.commit().await.map_err(pg_err)?;
-        Ok(out)
+        let (reply, wait) = tokio::sync::oneshot::channel();
+        self.inserts
+            .send((rows, reply))
+            .map_err(|_| StoreError::Internal("the notification writer has stopped".into()))?;
+        wait.await.map_err(|_| {
+            StoreError::Internal("the notification writer dropped the request".into())
+        })?
     }
 
     async fn list_notifications(
