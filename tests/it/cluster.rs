@@ -201,3 +201,59 @@ async fn a_node_that_was_not_listening_catches_up_without_duplicates() {
     assert!(got.contains("loud") && got.contains("quiet0"));
     assert!(crate::support::silent(&mut on_b, Duration::from_millis(300)).await);
 }
+
+/// A node whose PostgreSQL connection drops reconnects, catches up what was committed
+/// meanwhile, and pushes nothing twice.
+#[tokio::test]
+async fn a_node_that_loses_its_connection_catches_up_without_duplicates() {
+    let (schema, url) = fresh_pg_schema().await;
+    let nodes = nodes_on(&url, 2, &[]).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let user = b.user("unlucky").await;
+    let mut on_b = b.socket(&user.token).await;
+    a.core
+        .notifications
+        .send(vec![note(user.id, "before", true)])
+        .await
+        .expect("send");
+    assert_eq!(subjects(&mut on_b, 1).await, ["before"]);
+
+    // Cut every listening connection of this cluster (both nodes'), then send while they
+    // reconnect.
+    let (client, conn) = tokio_postgres::connect(&crate::support::pg_url(), tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    let driver = tokio::spawn(conn);
+    let cut = client
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1",
+            &[&format!("LISTEN tidings_{schema}")],
+        )
+        .await
+        .expect("terminate");
+    assert_eq!(cut.len(), 2, "both nodes were listening");
+    for i in 0..5 {
+        a.core
+            .notifications
+            .send(vec![note(user.id, &format!("during{i}"), true)])
+            .await
+            .expect("send");
+    }
+    let got = subjects(&mut on_b, 5).await;
+    assert_eq!(
+        got,
+        (0..5).map(|i| format!("during{i}")).collect::<Vec<_>>()
+    );
+    a.core
+        .notifications
+        .send(vec![note(user.id, "after", true)])
+        .await
+        .expect("send");
+    assert_eq!(subjects(&mut on_b, 1).await, ["after"]);
+    assert!(
+        crate::support::silent(&mut on_b, Duration::from_millis(300)).await,
+        "no duplicates"
+    );
+    drop(client);
+    let _ = driver.await;
+}

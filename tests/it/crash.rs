@@ -1,6 +1,8 @@
 //! Crash durability: the real binary is SIGKILLed at random moments while clients store
 //! persistent notifications; after every restart, each send that was acknowledged must be
-//! listed exactly once, and SQLite must report an intact database.
+//! listed exactly once, and SQLite must report an intact database. On PostgreSQL the same
+//! runs with a second node that is never killed, and the list is read from that node (a
+//! node dying mid-stream loses nothing its clients were told was sent).
 
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
@@ -21,9 +23,10 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-fn start(data: &std::path::Path, port: u16) -> Child {
+fn start(data: &std::path::Path, port: u16, extra: &[String]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_tidings"))
         .args(["--data_dir", data.to_str().expect("path")])
+        .args(extra)
         .args([
             "--socket.address",
             "127.0.0.1",
@@ -66,13 +69,41 @@ async fn wait_healthy(http: &reqwest::Client, base: &str) {
 async fn acknowledged_sends_survive_sigkill() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("data");
+    let mut server = crash_run(&data, &[], None).await;
+    server.kill().expect("SIGKILL");
+    server.wait().expect("reap");
+    let db = rusqlite::Connection::open(data.join("tidings.db")).expect("open db");
+    let check: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity_check");
+    assert_eq!(check, "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_sends_survive_sigkill_on_postgresql() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_, url) = crate::support::fresh_pg_schema().await;
+    let extra = vec!["--database.url".to_string(), url];
+    let witness_port = free_port();
+    let mut witness = start(&tmp.path().join("witness"), witness_port, &extra);
+    let mut server = crash_run(&tmp.path().join("data"), &extra, Some(witness_port)).await;
+    for child in [&mut server, &mut witness] {
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+    }
+}
+
+/// Drives CLIENTS senders against a node that is SIGKILLed KILLS times, then checks that
+/// every acknowledged send is listed once (from `list_port`'s node when given). Returns the
+/// last server process.
+async fn crash_run(data: &std::path::Path, extra: &[String], list_port: Option<u16>) -> Child {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .expect("client");
-    let mut server = start(&data, port);
+    let mut server = start(data, port, extra);
     wait_healthy(&http, &base).await;
     let session: serde_json::Value = http
         .post(format!("{base}/v2/account/authenticate/device"))
@@ -125,7 +156,7 @@ async fn acknowledged_sends_survive_sigkill() {
         tokio::time::sleep(Duration::from_millis(40 + rng % 160)).await;
         server.kill().expect("SIGKILL");
         server.wait().expect("reap");
-        server = start(&data, port);
+        server = start(data, port, extra);
         wait_healthy(&http, &base).await;
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -135,6 +166,14 @@ async fn acknowledged_sends_survive_sigkill() {
     }
 
     // Everything acknowledged is listed, once.
+    let base = match list_port {
+        Some(p) => {
+            let other = format!("http://127.0.0.1:{p}");
+            wait_healthy(&http, &other).await;
+            other
+        }
+        None => base,
+    };
     let mut listed = Vec::new();
     let mut cursor = String::new();
     for _ in 0..100_000 {
@@ -187,12 +226,5 @@ async fn acknowledged_sends_survive_sigkill() {
     );
     assert!(acked.len() > 100, "the clients barely ran: {}", acked.len());
     assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
-
-    server.kill().expect("SIGKILL");
-    server.wait().expect("reap");
-    let db = rusqlite::Connection::open(data.join("tidings.db")).expect("open db");
-    let check: String = db
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("integrity_check");
-    assert_eq!(check, "ok");
+    server
 }
