@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use base64::Engine;
 use uuid::Uuid;
 
+use super::cluster::{tell, Bus, ClusterEvent};
 use super::error::{Code, CoreError, CoreResult};
 use super::notifications::{NewNotification, Notifications};
 use super::presence::{Event, Outbound, SessionHandle};
@@ -29,7 +30,7 @@ pub const MAX_HISTORY: usize = 100;
 pub const MAX_JOINED: usize = 1000;
 
 /// Which channel: parsed from a join target or a channel id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Channel {
     Room(String),
     /// The two users in id-text order (`lo <= hi`).
@@ -106,7 +107,7 @@ fn bad_target(why: &str) -> CoreError {
 }
 
 /// One session in a channel, as clients see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChannelPresence {
     pub user_id: Uuid,
     pub session_id: Uuid,
@@ -115,7 +116,7 @@ pub struct ChannelPresence {
 }
 
 /// A chat message as delivered and listed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChannelMessage {
     pub channel: Channel,
     /// The channel id as the reader named it (history) or as built (live).
@@ -132,7 +133,7 @@ pub struct ChannelMessage {
 }
 
 /// Joins and leaves of visible presences, sent to everyone in the channel.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PresenceChange {
     pub channel: Channel,
     pub joins: Vec<ChannelPresence>,
@@ -172,6 +173,15 @@ pub struct Channels {
     store: Arc<dyn Store>,
     notifications: Arc<Notifications>,
     registry: Mutex<Registry>,
+    /// Messages and presence changes also reach members on other nodes.
+    bus: Arc<dyn Bus>,
+}
+
+/// What crosses the bus for a channel: delivered to this node's members of it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ChatEvent {
+    Message(ChannelMessage),
+    Presence(PresenceChange),
 }
 
 /// What the joining door asks for.
@@ -185,12 +195,26 @@ pub struct JoinRequest {
 }
 
 impl Channels {
-    pub fn new(store: Arc<dyn Store>, notifications: Arc<Notifications>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        notifications: Arc<Notifications>,
+        bus: Arc<dyn Bus>,
+    ) -> Self {
         Channels {
             store,
             notifications,
             registry: Mutex::default(),
+            bus,
         }
+    }
+
+    /// Delivers another node's channel event to this node's members of the channel.
+    pub fn apply_remote(&self, event: ChatEvent) {
+        let (channel, outbound) = match event {
+            ChatEvent::Message(m) => (m.channel.clone(), Event::ChannelMessage(m)),
+            ChatEvent::Presence(p) => (p.channel.clone(), Event::ChannelPresence(p)),
+        };
+        self.deliver_local(&channel, &Outbound::new(outbound));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
@@ -364,15 +388,19 @@ impl Channels {
         joins: Vec<ChannelPresence>,
         leaves: Vec<ChannelPresence>,
     ) {
-        let event = Outbound::new(Event::ChannelPresence(PresenceChange {
+        let change = PresenceChange {
             channel: channel.clone(),
             joins,
             leaves,
-        }));
-        self.deliver(channel, &event);
+        };
+        tell(
+            &self.bus,
+            ClusterEvent::Chat(ChatEvent::Presence(change.clone())),
+        );
+        self.deliver_local(channel, &Outbound::new(Event::ChannelPresence(change)));
     }
 
-    fn deliver(&self, channel: &Channel, event: &Arc<Outbound>) {
+    fn deliver_local(&self, channel: &Channel, event: &Arc<Outbound>) {
         let handles: Vec<Arc<SessionHandle>> = self
             .lock()
             .channels
@@ -436,7 +464,11 @@ impl Channels {
                     )
                 })?;
         }
-        self.deliver(
+        tell(
+            &self.bus,
+            ClusterEvent::Chat(ChatEvent::Message(message.clone())),
+        );
+        self.deliver_local(
             &channel,
             &Outbound::new(Event::ChannelMessage(message.clone())),
         );

@@ -28,6 +28,8 @@ pub enum ClusterEvent {
     },
     /// Logout or ban: reload the revocations.
     Revoked,
+    /// A chat message or presence change, for this node's members of the channel.
+    Chat(super::channels::ChatEvent),
     /// End this user's sessions opened before `at` (Unix microseconds) with a final notice
     /// (single_socket -7, ban -8). Sessions opened later, e.g. the one whose opening caused a
     /// single_socket kick that reached a node late, stay.

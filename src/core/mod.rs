@@ -52,7 +52,7 @@ impl Core {
         let notifications = Arc::new(notifications::Notifications::new(
             store.clone(),
             presence.clone(),
-            bus,
+            bus.clone(),
         ));
         Ok(Core {
             accounts: accounts::Accounts::new(
@@ -61,7 +61,7 @@ impl Core {
                 notifications.clone(),
             ),
             friends: friends::Friends::new(store.clone(), notifications.clone(), presence.clone()),
-            channels: channels::Channels::new(store.clone(), notifications.clone()),
+            channels: channels::Channels::new(store.clone(), notifications.clone(), bus.clone()),
             groups: groups::Groups::new(store.clone(), notifications.clone(), presence.clone()),
             social: social::Social::new(store.clone(), notifications.clone()),
             notifications,
@@ -80,6 +80,7 @@ impl Core {
                     tracing::warn!(error = %e.message, "could not reload revocations");
                 }
             }
+            cluster::ClusterEvent::Chat(event) => self.channels.apply_remote(event),
             other => self.notifications.apply_remote(other).await,
         }
     }

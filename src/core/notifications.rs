@@ -232,7 +232,7 @@ impl Notifications {
                 None,
                 Some(at),
             ),
-            ClusterEvent::Revoked => {}
+            ClusterEvent::Revoked | ClusterEvent::Chat(_) => {}
         }
     }
 

@@ -257,3 +257,47 @@ async fn a_node_that_loses_its_connection_catches_up_without_duplicates() {
     drop(client);
     let _ = driver.await;
 }
+
+/// Chat messages and presence changes reach a channel's members on other nodes.
+#[tokio::test]
+async fn chat_crosses_nodes() {
+    let nodes = nodes(2, &[]).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let x = a.user("chatter_x").await;
+    let y = b.user("chatter_y").await;
+    let mut on_a = a.socket(&x.token).await;
+    let mut on_b = b.socket(&y.token).await;
+    let join = r#"{"cid":"j","channel_join":{"target":"tavern","type":1}}"#;
+    crate::support::send_text(&mut on_a, join).await;
+    crate::support::send_text(&mut on_b, join).await;
+    // X (on A) hears Y's join made on B.
+    let mut heard_join = false;
+    for _ in 0..6 {
+        let frame = next_json(&mut on_a).await;
+        if frame["channel_presence_event"]["joins"][0]["user_id"] == y.id.to_string() {
+            heard_join = true;
+            break;
+        }
+    }
+    assert!(heard_join, "the join on B reached A");
+    crate::support::send_text(
+        &mut on_b,
+        r#"{"cid":"m","channel_message_send":{"channel_id":"2...tavern","content":"{\"hi\":1}"}}"#,
+    )
+    .await;
+    let mut got = None;
+    for _ in 0..6 {
+        let frame = next_json(&mut on_a).await;
+        if frame.get("channel_message").is_some() {
+            got = Some(frame);
+            break;
+        }
+    }
+    let got = got.expect("the message sent on B reached A");
+    assert_eq!(got["channel_message"]["sender_id"], y.id.to_string());
+    assert_eq!(got["channel_message"]["content"], "{\"hi\":1}");
+    assert!(
+        crate::support::silent(&mut on_a, Duration::from_millis(200)).await,
+        "once"
+    );
+}
