@@ -16,6 +16,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
+use super::{GROUP_COLS, NOTIFICATION_COLS, USER_COLS};
 use crate::core::groups::{self, MemberOp, Transition};
 use crate::core::notifications::{Notification, NotificationUpdate};
 use crate::core::store::{
@@ -186,10 +187,6 @@ fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
     }
 }
 
-const USER_COLS: &str = "u.id, u.username, u.display_name, u.avatar_url, u.lang_tag, u.location, \
-    u.timezone, u.metadata, u.email, u.password, u.custom_id, u.create_time, u.update_time, \
-    u.disable_time";
-
 fn user_from(row: &Row) -> UserRecord {
     UserRecord {
         id: row.get(0),
@@ -209,8 +206,6 @@ fn user_from(row: &Row) -> UserRecord {
     }
 }
 
-const NOTIFICATION_COLS: &str = "id, user_id, subject, content, code, sender_id, create_time";
-
 fn notification_from(row: &Row) -> Notification {
     Notification {
         id: row.get(0),
@@ -223,9 +218,6 @@ fn notification_from(row: &Row) -> Notification {
         persistent: true,
     }
 }
-
-const GROUP_COLS: &str = "g.id, g.creator_id, g.name, g.description, g.avatar_url, g.lang_tag, \
-    g.metadata, g.open, g.edge_count, g.max_count, g.create_time, g.update_time, g.position";
 
 fn group_from(row: &Row) -> GroupRecord {
     GroupRecord {

@@ -24,6 +24,7 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row}
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use super::{GROUP_COLS, NOTIFICATION_COLS, USER_COLS};
 use crate::core::groups::{self, MemberOp, Transition};
 use crate::core::notifications::{Notification, NotificationUpdate};
 use crate::core::store::{
@@ -146,8 +147,6 @@ fn uuid_from(row: &Row, idx: usize) -> rusqlite::Result<Uuid> {
     Uuid::from_slice(bytes).map_err(|e| conversion(Box::new(e)))
 }
 
-const NOTIFICATION_COLS: &str = "id, user_id, subject, content, code, sender_id, create_time";
-
 fn notification_from(row: &Row) -> rusqlite::Result<Notification> {
     Ok(Notification {
         id: uuid_from(row, 0)?,
@@ -160,10 +159,6 @@ fn notification_from(row: &Row) -> rusqlite::Result<Notification> {
         persistent: true,
     })
 }
-
-const USER_COLS: &str = "u.id, u.username, u.display_name, u.avatar_url, u.lang_tag, u.location, \
-    u.timezone, u.metadata, u.email, u.password, u.custom_id, u.create_time, u.update_time, \
-    u.disable_time";
 
 fn user_from(row: &Row) -> rusqlite::Result<UserRecord> {
     Ok(UserRecord {
@@ -234,9 +229,6 @@ fn friend_add_one(
     .execute(params![me, other, position, seconds])?;
     Ok(FriendChange::Invited)
 }
-
-const GROUP_COLS: &str = "g.id, g.creator_id, g.name, g.description, g.avatar_url, g.lang_tag, \
-    g.metadata, g.open, g.edge_count, g.max_count, g.create_time, g.update_time, g.position";
 
 fn group_from(row: &Row) -> rusqlite::Result<GroupRecord> {
     Ok(GroupRecord {
