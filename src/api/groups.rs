@@ -247,23 +247,19 @@ async fn action_handler(
     Ok(json_reply(&json!({})))
 }
 
-/// `limit` (default `default`, 1..=100) and `state` (0..=`max_state`) of a member list.
-fn list_params(
-    query: &[(String, String)],
-    default: i64,
-    max_state: i64,
-) -> Result<(usize, Option<i32>), ApiError> {
-    let limit = parse_int32_param("limit", query_get(query, "limit"))?.unwrap_or(default);
+/// `limit` (default 100, 1..=100) and `state` (0..=4) of a member or user-group list.
+fn list_params(query: &[(String, String)]) -> Result<(usize, Option<i32>), ApiError> {
+    let limit = parse_int32_param("limit", query_get(query, "limit"))?.unwrap_or(MAX_LIST as i64);
     if !(1..=MAX_LIST as i64).contains(&limit) {
         return Err(ApiError::invalid(
             "Invalid limit - limit must be between 1 and 100.",
         ));
     }
     let state = parse_int32_param("state", query_get(query, "state"))?;
-    if state.is_some_and(|s| !(0..=max_state).contains(&s)) {
-        return Err(ApiError::invalid(format!(
-            "Invalid state - state must be between 0 and {max_state}."
-        )));
+    if state.is_some_and(|s| !(0..=4).contains(&s)) {
+        return Err(ApiError::invalid(
+            "Invalid state - state must be between 0 and 4.",
+        ));
     }
     Ok((limit as usize, state.map(|s| s as i32)))
 }
@@ -325,7 +321,7 @@ async fn users_handler(
     ctx: Arc<Ctx>,
 ) -> Result<Response, Rejection> {
     let group = group_id(&id)?;
-    let (limit, state) = list_params(&query, 100, 4)?;
+    let (limit, state) = list_params(&query)?;
     let cursor = query_get(&query, "cursor").unwrap_or("");
     let groups = &ctx.core.groups;
     let page = groups.users(group, limit, state, cursor).await?;
@@ -348,7 +344,7 @@ async fn user_groups_handler(
     }
     let user =
         Uuid::parse_str(&id).map_err(|_| ApiError::invalid("Group ID must be a valid ID."))?;
-    let (limit, state) = list_params(&query, 100, 4)?;
+    let (limit, state) = list_params(&query)?;
     let cursor = query_get(&query, "cursor").unwrap_or("");
     let page = ctx.core.groups.of_user(user, limit, state, cursor).await?;
     let items = page

@@ -76,7 +76,11 @@ async fn insert_writer(
         let outcome = commit_group(&pool, &node, &mut group).await;
         for (i, (_, reply)) in group.into_iter().enumerate() {
             let answer = match &outcome {
-                Ok(results) => results[i].clone(),
+                // One result per job; a missing one is an error, never a panic that would
+                // stop this writer for every later insert.
+                Ok(results) => results.get(i).cloned().unwrap_or_else(|| {
+                    Err(StoreError::Internal("no result for an insert job".into()))
+                }),
                 Err(e) => Err(e.clone()),
             };
             let _ = reply.send(answer);

@@ -849,6 +849,38 @@ async fn notifications_get_increasing_create_times(store: &Arc<dyn Store>, run: 
         after[0].create_time > latest,
         "create_time keeps increasing after a failed batch"
     );
+
+    // A bad batch among concurrent good ones fails alone: a store that commits waiting
+    // batches together must not fail or lose its neighbours.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        let owner = if i == 3 { Uuid::new_v4() } else { alice.id };
+        let row = notification(owner, bob.id, &format!("mixed{i}"));
+        tasks.push(tokio::spawn(async move {
+            (i, row.id, store.insert_notifications(vec![row]).await)
+        }));
+    }
+    for task in tasks {
+        let (i, id, result) = task.await.expect("insert task ran");
+        let stored = store
+            .get_notifications(vec![id], None)
+            .await
+            .expect("get_notifications after mixed batches");
+        if i == 3 {
+            assert!(
+                matches!(result, Err(StoreError::MissingReference(_))),
+                "the bad batch fails, got {result:?}"
+            );
+            assert!(stored.is_empty(), "the bad batch stores nothing");
+        } else {
+            assert!(
+                result.is_ok(),
+                "good batch {i} succeeds beside a bad one: {result:?}"
+            );
+            assert_eq!(stored.len(), 1, "good batch {i} is stored");
+        }
+    }
 }
 
 /// Pins `list_notifications`: one user's rows only, by (create_time, id), strictly after the
