@@ -91,6 +91,10 @@ pub struct RuntimeConfig {
 pub struct DatabaseConfig {
     /// Empty means the embedded SQLite file `<data_dir>/tidings.db`.
     pub url: String,
+    /// Several nodes (PostgreSQL): how often a node records that it is alive.
+    pub node_heartbeat_ms: u64,
+    /// A node silent for this long no longer counts: its sockets are offline everywhere.
+    pub node_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -136,7 +140,11 @@ impl Default for Config {
                 hot_reload: true,
                 hot_reload_poll_ms: 0,
             },
-            database: DatabaseConfig { url: String::new() },
+            database: DatabaseConfig {
+                url: String::new(),
+                node_heartbeat_ms: 2_000,
+                node_timeout_ms: 10_000,
+            },
             logger: LoggerConfig {
                 level: "info".into(),
             },
@@ -175,6 +183,8 @@ pub const KEYS: &[&str] = &[
     "runtime.hot_reload",
     "runtime.hot_reload_poll_ms",
     "database.url",
+    "database.node_heartbeat_ms",
+    "database.node_timeout_ms",
     "logger.level",
 ];
 
@@ -262,6 +272,12 @@ impl Config {
                 self.runtime.hot_reload_poll_ms = parse(key, value, "milliseconds")?
             }
             "database.url" => self.database.url = v,
+            "database.node_heartbeat_ms" => {
+                self.database.node_heartbeat_ms = parse(key, value, "milliseconds")?
+            }
+            "database.node_timeout_ms" => {
+                self.database.node_timeout_ms = parse(key, value, "milliseconds")?
+            }
             "logger.level" => self.logger.level = v.to_ascii_lowercase(),
             _ => {
                 return Err(ConfigError(format!(
@@ -347,6 +363,15 @@ impl Config {
             return fail(
                 "socket.pong_wait_ms",
                 "must be greater than socket.ping_period_ms",
+            );
+        }
+        if self.database.node_heartbeat_ms == 0 {
+            return fail("database.node_heartbeat_ms", "must be greater than 0");
+        }
+        if self.database.node_timeout_ms < 2 * self.database.node_heartbeat_ms {
+            return fail(
+                "database.node_timeout_ms",
+                "must be at least twice database.node_heartbeat_ms",
             );
         }
         if self.socket.write_wait_ms == 0 {

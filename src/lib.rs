@@ -12,6 +12,7 @@ pub mod store;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::Config;
 
@@ -38,6 +39,7 @@ pub async fn build_core(config: &Config) -> Result<Arc<core::Core>, StartError> 
         config.name,
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
+    let mut directory: Arc<dyn core::cluster::Directory> = Arc::new(core::cluster::LocalDirectory);
     let (store, bus): (Arc<dyn core::store::Store>, Option<Arc<store::PgBus>>) =
         match config.postgres_url() {
             Some(url) => {
@@ -45,8 +47,16 @@ pub async fn build_core(config: &Config) -> Result<Arc<core::Core>, StartError> 
                 let bus = store::PgBus::new(pg.pool(), url, &node_id)
                     .await
                     .map_err(core::store::StoreError::Internal)?;
-                let bus = Arc::new(bus);
-                (Arc::new(pg), Some(bus))
+                let liveness = store::pg_directory::Liveness {
+                    heartbeat: Duration::from_millis(config.database.node_heartbeat_ms),
+                    timeout: Duration::from_millis(config.database.node_timeout_ms),
+                };
+                directory = Arc::new(
+                    store::PgDirectory::start(pg.pool(), &node_id, &config.name, liveness)
+                        .await
+                        .map_err(core::store::StoreError::Internal)?,
+                );
+                (Arc::new(pg), Some(Arc::new(bus)))
             }
             None => {
                 let path = config.sqlite_path();
@@ -66,7 +76,9 @@ pub async fn build_core(config: &Config) -> Result<Arc<core::Core>, StartError> 
         Some(bus) => bus.clone(),
         None => Arc::new(core::cluster::LocalBus),
     };
-    let core = Arc::new(core::Core::new(store, settings, config.name.clone(), cluster_bus).await?);
+    let core = Arc::new(
+        core::Core::new(store, settings, config.name.clone(), cluster_bus, directory).await?,
+    );
     if let Some(bus) = bus {
         core.notifications.follow_cluster().await?;
         bus.listen(Arc::downgrade(&core)).await;

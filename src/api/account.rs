@@ -256,7 +256,8 @@ fn account(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Rejectio
                 .await
                 .map_err(ApiError::from)?;
             let u = &account.user;
-            let wire_user = wire_user(u, ctx.core.presence.is_online(u.id));
+            let online = ctx.core.presence.online_among(&[u.id]).await;
+            let wire_user = wire_user(u, online.contains(&u.id));
             let mut body = serde_json::Map::new();
             body.insert("user".into(), wire_user.into());
             body.insert("wallet".into(), "{}".into());

@@ -3,7 +3,8 @@
 //! `POST /v2/console/account/{id}/ban` and `/unban` (`{}` on success, Nakama's messages for a
 //! bad id or the system user), and `/import_friends`, which runs a social friend import
 //! (and its -6 notifications) with friend ids given in the body, standing in for a
-//! Facebook or Steam provider (see `core::social`).
+//! Facebook or Steam provider (see `core::social`). `GET /v2/console/cluster` lists the live
+//! nodes with their open sockets (`core::cluster::NodeStatus`).
 
 use std::sync::Arc;
 
@@ -30,12 +31,21 @@ struct ImportBody {
 }
 
 pub fn routes(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::path!("v2" / "console" / "account" / String / String)
+    let account = warp::path!("v2" / "console" / "account" / String / String)
         .and(warp::post())
         .and(auth::http_key(ctx.clone()))
         .and(body_limited(MAX_BODY))
+        .and(with_ctx(ctx.clone()))
+        .and_then(handler);
+    let nodes = warp::path!("v2" / "console" / "cluster")
+        .and(warp::get())
+        .and(auth::http_key(ctx.clone()))
         .and(with_ctx(ctx))
-        .and_then(handler)
+        .and_then(|ctx: Arc<Ctx>| async move {
+            let nodes = ctx.core.nodes().await.map_err(ApiError::from)?;
+            Ok::<_, Rejection>(json_reply(&json!({ "nodes": nodes })))
+        });
+    account.or(nodes).unify()
 }
 
 async fn handler(

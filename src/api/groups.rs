@@ -328,7 +328,7 @@ async fn users_handler(
     let items = page
         .items
         .iter()
-        .map(|(u, s)| json!({ "user": wire_user(u, groups.is_online(u.id)), "state": s }))
+        .map(|(u, s, online)| json!({ "user": wire_user(u, *online), "state": s }))
         .collect();
     Ok(page_body("group_users", items, page.cursor))
 }

@@ -48,10 +48,16 @@ pub fn with_ctx(ctx: Arc<Ctx>) -> impl Filter<Extract = (Arc<Ctx>,), Error = Inf
 
 /// Every route, with CORS, the no-cache header and the error handler.
 pub fn routes(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    // Nakama's `{}`; 503 in Nakama's error shape when this node cannot reach its database,
+    // so a load balancer sends players to the nodes that can serve them.
     let health = warp::path("healthcheck")
         .and(warp::path::end())
         .and(warp::get())
-        .map(|| json_reply(&serde_json::json!({})));
+        .and(with_ctx(ctx.clone()))
+        .and_then(|ctx: Arc<Ctx>| async move {
+            ctx.core.health().await.map_err(error::ApiError::from)?;
+            Ok::<_, Rejection>(json_reply(&serde_json::json!({})))
+        });
     let root = warp::path::end()
         .and(warp::get())
         .map(|| warp::reply().into_response());

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use base64::Engine;
 use uuid::Uuid;
 
-use super::cluster::{tell, Bus, ClusterEvent};
+use super::cluster::{tell, Bus, ClusterEvent, Directory, PresenceRow, PresenceUpdate};
 use super::error::{Code, CoreError, CoreResult};
 use super::notifications::{NewNotification, Notifications};
 use super::presence::{Event, Outbound, SessionHandle};
@@ -175,6 +175,8 @@ pub struct Channels {
     registry: Mutex<Registry>,
     /// Messages and presence changes also reach members on other nodes.
     bus: Arc<dyn Bus>,
+    /// Where members on other nodes are listed (for join replies and the -1 decision).
+    directory: Arc<dyn Directory>,
 }
 
 /// What crosses the bus for a channel: delivered to this node's members of it.
@@ -199,12 +201,14 @@ impl Channels {
         store: Arc<dyn Store>,
         notifications: Arc<Notifications>,
         bus: Arc<dyn Bus>,
+        directory: Arc<dyn Directory>,
     ) -> Self {
         Channels {
             store,
             notifications,
             registry: Mutex::default(),
             bus,
+            directory,
         }
     }
 
@@ -258,7 +262,7 @@ impl Channels {
             username: session.username.clone(),
             persistence: req.persistence,
         };
-        let (joined, is_new, others_visible) = {
+        let (mut joined, is_new, mut others_visible) = {
             let mut reg = self.lock();
             let joined_count = reg.by_session.get(&session.session_id).map_or(0, Vec::len);
             let members = reg.channels.entry(channel.clone()).or_default();
@@ -309,6 +313,33 @@ impl Channels {
                 other_visible,
             )
         };
+        if is_new {
+            self.directory.record(PresenceUpdate::Up(PresenceRow {
+                stream: channel.id(),
+                session_id: session.session_id,
+                user_id: session.user_id,
+                username: session.username.clone(),
+                persistence: joined.me.persistence,
+                hidden: req.hidden,
+            }));
+        }
+        match self.directory.members_elsewhere(&channel.id()).await {
+            Ok(remote) => {
+                for m in remote.into_iter().filter(|m| !m.hidden) {
+                    if let Channel::Direct { lo, hi } = &channel {
+                        others_visible |=
+                            m.user_id != session.user_id && (m.user_id == *lo || m.user_id == *hi);
+                    }
+                    joined.presences.push(ChannelPresence {
+                        user_id: m.user_id,
+                        session_id: m.session_id,
+                        username: m.username,
+                        persistence: m.persistence,
+                    });
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot list channel members on other nodes"),
+        }
         if is_new && !req.hidden {
             self.broadcast_presence(&channel, vec![joined.me.clone()], Vec::new());
         }
@@ -379,6 +410,11 @@ impl Channels {
         if members.is_empty() {
             reg.channels.remove(channel);
         }
+        drop(reg);
+        self.directory.record(PresenceUpdate::Down {
+            stream: channel.id(),
+            session_id,
+        });
         (!member.hidden).then_some(member.presence)
     }
 

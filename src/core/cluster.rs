@@ -6,7 +6,9 @@
 //! notifications, revocations and server-side kicks (-7, -8) travel on the bus too.
 //!
 //! The bus is a trait so a broker could replace PostgreSQL's LISTEN/NOTIFY; a single node
-//! (SQLite) uses [`LocalBus`], which tells nobody.
+//! (SQLite) uses [`LocalBus`], which tells nobody. The [`Directory`] answers the questions a
+//! node cannot answer alone (is this user online somewhere, who is in this channel, which
+//! nodes are alive); a single node uses [`LocalDirectory`], which knows of no other node.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -116,4 +118,82 @@ pub fn tell(bus: &std::sync::Arc<dyn Bus>, event: ClusterEvent) {
     }
     let bus = bus.clone();
     tokio::spawn(async move { bus.publish(event).await });
+}
+
+/// One of this node's presences as the other nodes see it: a socket (`stream` empty) or a
+/// session's membership of a chat channel (`stream` is the channel id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceRow {
+    pub stream: String,
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub username: String,
+    pub persistence: bool,
+    pub hidden: bool,
+}
+
+/// A change to this node's presences, recorded in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PresenceUpdate {
+    Up(PresenceRow),
+    /// The presence `(stream, session_id)` ended.
+    Down {
+        stream: String,
+        session_id: Uuid,
+    },
+}
+
+/// A node of the cluster as the directory last heard of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeStatus {
+    /// The node's unique id (its name plus a random suffix).
+    pub node: String,
+    /// The configured `name`.
+    pub name: String,
+    pub started_at: i64,
+    pub heartbeat_at: i64,
+    /// Open sockets on that node.
+    pub sessions: i64,
+}
+
+/// Who is online where, across nodes: what makes "is this user online" and "who is in this
+/// channel" the same answer on every node. A node records its own presences (without waiting:
+/// a socket opens at local speed) and asks about the others'. Nodes that stop heartbeating
+/// drop out of every answer, so a crashed node's sockets do not stay online.
+#[async_trait]
+pub trait Directory: Send + Sync {
+    /// Records a change of this node's presences; applied in the order recorded.
+    fn record(&self, update: PresenceUpdate);
+
+    /// Those of `users` with a socket on another live node.
+    async fn online_elsewhere(&self, users: &[Uuid]) -> Result<Vec<Uuid>, String>;
+
+    /// The members of channel `stream` on other live nodes.
+    async fn members_elsewhere(&self, stream: &str) -> Result<Vec<PresenceRow>, String>;
+
+    /// The live nodes (empty for a single node).
+    async fn nodes(&self) -> Result<Vec<NodeStatus>, String>;
+
+    /// Removes this node's presences (clean shutdown).
+    async fn close(&self) {}
+}
+
+/// One node: every presence is local, so there is nothing to record or ask.
+pub struct LocalDirectory;
+
+#[async_trait]
+impl Directory for LocalDirectory {
+    fn record(&self, _update: PresenceUpdate) {}
+
+    async fn online_elsewhere(&self, _users: &[Uuid]) -> Result<Vec<Uuid>, String> {
+        Ok(Vec::new())
+    }
+
+    async fn members_elsewhere(&self, _stream: &str) -> Result<Vec<PresenceRow>, String> {
+        Ok(Vec::new())
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeStatus>, String> {
+        Ok(Vec::new())
+    }
 }

@@ -227,10 +227,12 @@ impl Friends {
         } else {
             None
         };
+        let ids: Vec<Uuid> = rows.iter().map(|e| e.user.id).collect();
+        let online = self.presence.online_among(&ids).await;
         let friends = rows
             .into_iter()
             .map(|edge| Friend {
-                online: self.presence.is_online(edge.user.id),
+                online: online.contains(&edge.user.id),
                 edge,
             })
             .collect();

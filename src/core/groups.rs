@@ -143,10 +143,6 @@ impl Groups {
         }
     }
 
-    pub fn is_online(&self, user: Uuid) -> bool {
-        self.presence.is_online(user)
-    }
-
     /// Creates a group with `owner` as its superadmin (`creator` is recorded as creator).
     pub async fn create(&self, owner: Uuid, creator: Uuid, g: NewGroup) -> CoreResult<GroupRecord> {
         if g.name.is_empty() {
@@ -377,14 +373,15 @@ impl Groups {
         })
     }
 
-    /// A group's members by state then age (bans only when `state` asks for them).
+    /// A group's members by state then age (bans only when `state` asks for them), each
+    /// with its state and whether it is online on any node.
     pub async fn users(
         &self,
         group: Uuid,
         limit: usize,
         state: Option<i32>,
         cursor: &str,
-    ) -> CoreResult<Page<(UserRecord, i32)>> {
+    ) -> CoreResult<Page<(UserRecord, i32, bool)>> {
         let after = decode_state_cursor(cursor, state)?;
         let mut rows = self
             .store
@@ -392,8 +389,16 @@ impl Groups {
             .await
             .map_err(internal("Error while trying to list users in a group."))?;
         let cursor = next_cursor(&mut rows, limit, |r| (r.1 as i64, r.2));
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.0.id).collect();
+        let online = self.presence.online_among(&ids).await;
         Ok(Page {
-            items: rows.into_iter().map(|(u, s, _)| (u, s)).collect(),
+            items: rows
+                .into_iter()
+                .map(|(u, s, _)| {
+                    let on = online.contains(&u.id);
+                    (u, s, on)
+                })
+                .collect(),
             cursor,
         })
     }

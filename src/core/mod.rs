@@ -35,6 +35,8 @@ pub struct Core {
     pub presence: Arc<presence::Presence>,
     /// Node name, as `ctx.node` and in logs.
     pub node: String,
+    /// Unix microseconds this node started.
+    started_at: i64,
     store: Arc<dyn store::Store>,
 }
 
@@ -45,10 +47,11 @@ impl Core {
         session_config: sessions::SessionSettings,
         node: String,
         bus: Arc<dyn cluster::Bus>,
+        directory: Arc<dyn cluster::Directory>,
     ) -> CoreResult<Core> {
         let sessions =
             Arc::new(sessions::Sessions::load(store.clone(), session_config, bus.clone()).await?);
-        let presence = Arc::new(presence::Presence::default());
+        let presence = Arc::new(presence::Presence::new(directory.clone()));
         let notifications = Arc::new(notifications::Notifications::new(
             store.clone(),
             presence.clone(),
@@ -61,7 +64,12 @@ impl Core {
                 notifications.clone(),
             ),
             friends: friends::Friends::new(store.clone(), notifications.clone(), presence.clone()),
-            channels: channels::Channels::new(store.clone(), notifications.clone(), bus.clone()),
+            channels: channels::Channels::new(
+                store.clone(),
+                notifications.clone(),
+                bus.clone(),
+                directory.clone(),
+            ),
             groups: groups::Groups::new(store.clone(), notifications.clone(), presence.clone()),
             social: social::Social::new(store.clone(), notifications.clone()),
             notifications,
@@ -69,6 +77,7 @@ impl Core {
             sessions,
             presence,
             node,
+            started_at: time::now_micros(),
         })
     }
 
@@ -85,8 +94,42 @@ impl Core {
         }
     }
 
-    /// Tidies storage at shutdown (see `Store::close`).
+    /// Whether this node can serve: its storage answers within two seconds. A load balancer
+    /// takes a node that lost its database out of rotation by this.
+    pub async fn health(&self) -> CoreResult<()> {
+        let unavailable =
+            |why: String| CoreError::new(Code::Unavailable, format!("Database unavailable: {why}"));
+        match tokio::time::timeout(std::time::Duration::from_secs(2), self.store.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(unavailable(e.to_string())),
+            Err(_) => Err(unavailable("no answer within 2 s".into())),
+        }
+    }
+
+    /// The nodes of the cluster with their open sockets; a single node lists itself.
+    pub async fn nodes(&self) -> CoreResult<Vec<cluster::NodeStatus>> {
+        let nodes = self
+            .presence
+            .directory()
+            .nodes()
+            .await
+            .map_err(|e| CoreError::new(Code::Internal, format!("Cannot list nodes: {e}")))?;
+        if !nodes.is_empty() {
+            return Ok(nodes);
+        }
+        Ok(vec![cluster::NodeStatus {
+            node: self.node.clone(),
+            name: self.node.clone(),
+            started_at: self.started_at,
+            heartbeat_at: time::now_micros(),
+            sessions: self.presence.session_count() as i64,
+        }])
+    }
+
+    /// Tidies storage at shutdown (see `Store::close`); other nodes stop counting this
+    /// node's sockets as online.
     pub async fn close(&self) {
+        self.presence.directory().close().await;
         if let Err(e) = self.store.close().await {
             tracing::warn!(error = %e, "closing the store");
         }

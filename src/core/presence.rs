@@ -8,12 +8,13 @@
 //! broadcast is serialised once however many sockets it reaches. Encoding itself belongs to the
 //! door that owns the wire format; core only stores the result.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::{mpsc, Notify};
 use uuid::Uuid;
 
+use super::cluster::{Directory, LocalDirectory, PresenceRow, PresenceUpdate};
 use super::notifications::Notification;
 
 /// Something the server sends to a session on its own initiative.
@@ -114,14 +115,40 @@ impl SessionHandle {
     }
 }
 
-/// The registry of online sessions.
-#[derive(Debug, Default)]
+/// The registry of this node's online sessions; the [`Directory`] knows the other nodes'.
 pub struct Presence {
     /// std Mutex: every critical section is a map lookup or a non-blocking send.
     users: Mutex<HashMap<Uuid, Vec<Arc<SessionHandle>>>>,
+    directory: Arc<dyn Directory>,
+}
+
+impl Default for Presence {
+    fn default() -> Self {
+        Presence::new(Arc::new(LocalDirectory))
+    }
+}
+
+impl std::fmt::Debug for Presence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Presence")
+            .field("sessions", &self.session_count())
+            .finish()
+    }
 }
 
 impl Presence {
+    pub fn new(directory: Arc<dyn Directory>) -> Self {
+        Presence {
+            users: Mutex::default(),
+            directory,
+        }
+    }
+
+    /// Where other nodes' presences are known (channels record their members there too).
+    pub fn directory(&self) -> &Arc<dyn Directory> {
+        &self.directory
+    }
+
     /// Registers a new session and returns it with the receiving end of its queue.
     pub fn register(
         &self,
@@ -139,6 +166,14 @@ impl Presence {
             close: CloseSignal::default(),
         });
         self.lock().entry(user_id).or_default().push(handle.clone());
+        self.directory.record(PresenceUpdate::Up(PresenceRow {
+            stream: String::new(),
+            session_id: handle.session_id,
+            user_id,
+            username: username.to_string(),
+            persistence: false,
+            hidden: false,
+        }));
         (handle, rx)
     }
 
@@ -150,6 +185,11 @@ impl Presence {
                 users.remove(&handle.user_id);
             }
         }
+        drop(users);
+        self.directory.record(PresenceUpdate::Down {
+            stream: String::new(),
+            session_id: handle.session_id,
+        });
     }
 
     /// The user's open sessions, oldest first.
@@ -157,8 +197,34 @@ impl Presence {
         self.lock().get(&user_id).cloned().unwrap_or_default()
     }
 
+    /// True when the user has a socket on this node (where to deliver).
     pub fn is_online(&self, user_id: Uuid) -> bool {
         self.lock().contains_key(&user_id)
+    }
+
+    /// Those of `users` with a socket on any node: the `online` flag clients see. When the
+    /// directory cannot be asked, the answer is this node's alone (logged), not an error.
+    pub async fn online_among(&self, users: &[Uuid]) -> HashSet<Uuid> {
+        let mut online: HashSet<Uuid> = {
+            let local = self.lock();
+            users
+                .iter()
+                .filter(|u| local.contains_key(u))
+                .copied()
+                .collect()
+        };
+        let rest: Vec<Uuid> = users
+            .iter()
+            .filter(|u| !online.contains(u))
+            .copied()
+            .collect();
+        if !rest.is_empty() {
+            match self.directory.online_elsewhere(&rest).await {
+                Ok(elsewhere) => online.extend(elsewhere),
+                Err(e) => tracing::warn!(error = %e, "cannot ask other nodes who is online"),
+            }
+        }
+        online
     }
 
     /// Number of open sessions on this node.

@@ -400,4 +400,9 @@ pub trait Store: Send + Sync + 'static {
     /// Called once at shutdown, after the doors have stopped: leave the storage tidy so the
     /// next start is fast. Every committed write is already durable before this.
     async fn close(&self) -> StoreResult<()>;
+
+    /// Whether the storage answers now (the node's health). An embedded store always does.
+    async fn ping(&self) -> StoreResult<()> {
+        Ok(())
+    }
 }

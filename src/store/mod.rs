@@ -3,10 +3,12 @@
 //! database.
 
 pub mod pg_bus;
+pub mod pg_directory;
 pub mod postgres;
 pub mod sqlite;
 
 pub use pg_bus::PgBus;
+pub use pg_directory::PgDirectory;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 

@@ -29,6 +29,7 @@ use crate::core::time::now_micros;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/001_init.sql"),
     include_str!("migrations/postgres/002_cluster.sql"),
+    include_str!("migrations/postgres/003_presence.sql"),
 ];
 /// Connections per node.
 const POOL_SIZE: usize = 16;
@@ -1372,6 +1373,15 @@ impl Store for PgStore {
     /// Nothing to tidy: every commit is durable and PostgreSQL manages its own files.
     async fn close(&self) -> StoreResult<()> {
         self.pool.close();
+        Ok(())
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.client()
+            .await?
+            .simple_query("SELECT 1")
+            .await
+            .map_err(pg_err)?;
         Ok(())
     }
 }

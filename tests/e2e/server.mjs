@@ -90,7 +90,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Start one server. Resolves once GET /healthcheck answers 200.
- * Returns { port, baseUrl, dataDir, output(), stop() }.
+ * Returns { port, baseUrl, dataDir, output(), stop(), kill() }.
  */
 export async function startServer(extraArgs = []) {
   const bin = serverBinary();
@@ -187,7 +187,15 @@ export async function startServer(extraArgs = []) {
     await sleep(POLL_INTERVAL_MS);
   }
 
-  return { port, baseUrl, dataDir, output: () => output, stop };
+  /** Ends the process at once (a crash): no shutdown code runs. */
+  async function kill() {
+    if (exited === null) {
+      child.kill("SIGKILL");
+      await exitedPromise;
+    }
+  }
+
+  return { port, baseUrl, dataDir, output: () => output, stop, kill };
 }
 
 /**

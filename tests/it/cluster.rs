@@ -301,3 +301,256 @@ async fn chat_crosses_nodes() {
         "once"
     );
 }
+
+/// Polls `check` for up to five seconds; true once it held.
+async fn eventually<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// Whether `who` is online in `viewer`'s friend list as served by `node`.
+async fn friend_online(node: &Server, viewer: &str, who: Uuid) -> bool {
+    let (status, body) = node.get("/v2/friend", viewer).await;
+    assert_eq!(status, 200, "{body}");
+    body["friends"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["user"]["id"] == who.to_string())
+        .map(|f| f["user"]["online"] == true)
+        .expect("the friend is listed")
+}
+
+const FAST_LIVENESS: &[(&str, &str)] = &[
+    ("database.node_heartbeat_ms", "100"),
+    ("database.node_timeout_ms", "1000"),
+];
+
+#[tokio::test]
+async fn online_status_is_the_same_on_every_node() {
+    let (_, url) = fresh_pg_schema().await;
+    let mut nodes = nodes_on(&url, 2, FAST_LIVENESS).await;
+    let b = nodes.pop().expect("b");
+    let a = nodes.pop().expect("a");
+    let x = a.user("online_x").await;
+    let y = a.user("online_y").await;
+    for (me, other) in [(&x, &y), (&y, &x)] {
+        let (status, body) = a
+            .call(
+                reqwest::Method::POST,
+                &format!("/v2/friend?ids={}", other.id),
+                Some(&me.token),
+                Some("{}"),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert!(!friend_online(&a, &y.token, x.id).await);
+
+    // X's only socket is on B; Y asks A.
+    let ws = b.socket(&x.token).await;
+    assert!(
+        eventually(|| friend_online(&a, &y.token, x.id)).await,
+        "A sees X online on B"
+    );
+    // Group member lists and nk.users_get_id say the same (one directory behind them all).
+    let (status, group) = a
+        .call(
+            reqwest::Method::POST,
+            "/v2/group",
+            Some(&x.token),
+            Some(r#"{"name":"online-check","open":true}"#),
+        )
+        .await;
+    assert_eq!(status, 200, "{group}");
+    let gid = group["id"].as_str().expect("group id").to_string();
+    let (_, members) = a.get(&format!("/v2/group/{gid}/user"), &y.token).await;
+    assert_eq!(
+        members["group_users"][0]["user"]["online"], true,
+        "{members}"
+    );
+
+    // The cluster lists both nodes and where the socket is.
+    let key = "?http_key=defaulthttpkey";
+    let (status, listed) = a
+        .call(
+            reqwest::Method::GET,
+            &format!("/v2/console/cluster{key}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    let names: Vec<(&str, i64)> = listed["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| {
+            (
+                n["name"].as_str().unwrap_or(""),
+                n["sessions"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    assert_eq!(names, vec![("node0", 0), ("node1", 1)]);
+
+    // Closing the socket makes X offline everywhere.
+    drop(ws);
+    assert!(
+        eventually(|| async { !friend_online(&a, &y.token, x.id).await }).await,
+        "A sees X go offline"
+    );
+
+    // A node stopped cleanly takes its sockets with it at once.
+    let _ws = b.socket(&x.token).await;
+    assert!(eventually(|| friend_online(&a, &y.token, x.id)).await);
+    let b_core = b.core.clone();
+    b.stop().await;
+    b_core.close().await;
+    assert!(
+        !friend_online(&a, &y.token, x.id).await,
+        "B left the cluster"
+    );
+}
+
+#[tokio::test]
+async fn a_silent_node_drops_out_and_a_reaped_node_comes_back() {
+    let (schema, url) = fresh_pg_schema().await;
+    let nodes = nodes_on(&url, 2, FAST_LIVENESS).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let x = a.user("reaped_x").await;
+    let y = a.user("reaped_y").await;
+    for (me, other) in [(&x, &y), (&y, &x)] {
+        a.call(
+            reqwest::Method::POST,
+            &format!("/v2/friend?ids={}", other.id),
+            Some(&me.token),
+            Some("{}"),
+        )
+        .await;
+    }
+    let (client, conn) = tokio_postgres::connect(&crate::support::pg_url(), tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+
+    // A node that crashed: its row stops heartbeating, its presences are still there.
+    client
+        .batch_execute(&format!(
+            "INSERT INTO {schema}.cluster_node (node, name, heartbeat_at) \
+             VALUES ('crashed-1', 'crashed', now()); \
+             INSERT INTO {schema}.cluster_presence (stream, session_id, node, user_id, username) \
+             VALUES ('', '{}', 'crashed-1', '{}', 'reaped_x')",
+            Uuid::new_v4(),
+            x.id
+        ))
+        .await
+        .expect("a crashed node's rows");
+    assert!(
+        friend_online(a, &y.token, x.id).await,
+        "while it heartbeated"
+    );
+    client
+        .batch_execute(&format!(
+            "UPDATE {schema}.cluster_node SET heartbeat_at = now() - interval '1 hour' \
+             WHERE node = 'crashed-1'"
+        ))
+        .await
+        .expect("silence");
+    assert!(
+        !friend_online(a, &y.token, x.id).await,
+        "silent: not online"
+    );
+    let reaped = eventually(|| async {
+        client
+            .query_one(
+                &format!("SELECT count(*) FROM {schema}.cluster_presence WHERE node = 'crashed-1'"),
+                &[],
+            )
+            .await
+            .map(|r| r.get::<_, i64>(0) == 0)
+            .unwrap_or(false)
+    })
+    .await;
+    assert!(reaped, "a live node deleted the silent node's presences");
+
+    // B was reaped while alive (a long pause): it writes its presences again.
+    let _ws = b.socket(&x.token).await;
+    assert!(eventually(|| friend_online(a, &y.token, x.id)).await);
+    client
+        .batch_execute(&format!(
+            "DELETE FROM {schema}.cluster_node WHERE name = 'node1'"
+        ))
+        .await
+        .expect("reap B");
+    assert!(!friend_online(a, &y.token, x.id).await, "reaped");
+    assert!(
+        eventually(|| friend_online(a, &y.token, x.id)).await,
+        "B rewrote its presences on its next heartbeat"
+    );
+}
+
+#[tokio::test]
+async fn direct_chat_sees_the_other_user_on_another_node() {
+    let nodes = nodes(2, &[]).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let x = a.user("dm_x").await;
+    let y = a.user("dm_y").await;
+    // X joins the direct channel on B while Y is nowhere: Y gets -1.
+    let mut on_b = b.socket(&x.token).await;
+    crate::support::send_text(
+        &mut on_b,
+        &format!(
+            r#"{{"cid":"1","channel_join":{{"target":"{}","type":2}}}}"#,
+            y.id
+        ),
+    )
+    .await;
+    let mut joined = next_json(&mut on_b).await;
+    while joined.get("cid").is_none() {
+        joined = next_json(&mut on_b).await;
+    }
+    assert!(joined.get("channel").is_some(), "{joined}");
+
+    // Y joins on A: the reply lists X (on B), and X gets no -1.
+    let mut on_a = a.socket(&y.token).await;
+    crate::support::send_text(
+        &mut on_a,
+        &format!(
+            r#"{{"cid":"2","channel_join":{{"target":"{}","type":2}}}}"#,
+            x.id
+        ),
+    )
+    .await;
+    let mut reply = next_json(&mut on_a).await;
+    while reply.get("cid").is_none() {
+        reply = next_json(&mut on_a).await;
+    }
+    let presences = reply["channel"]["presences"].as_array().expect("presences");
+    assert!(
+        presences.iter().any(|p| p["user_id"] == x.id.to_string()),
+        "{reply}"
+    );
+    let codes = |list: Value| -> Vec<i64> {
+        list["notifications"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n["code"].as_i64())
+            .collect()
+    };
+    let (_, y_list) = a.get("/v2/notification?limit=100", &y.token).await;
+    assert_eq!(codes(y_list), vec![-1], "Y was asked to chat");
+    let (_, x_list) = a.get("/v2/notification?limit=100", &x.token).await;
+    assert_eq!(codes(x_list), Vec::<i64>::new(), "X was already there");
+}

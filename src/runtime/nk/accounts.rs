@@ -116,10 +116,13 @@ pub(super) fn user_table(lua: &Lua, u: &UserRecord, online: bool) -> NkResult<Ta
 
 fn users_reply(lua: &Lua, users: Vec<UserRecord>) -> NkResult<MultiValue> {
     let shared = shared(lua)?;
+    let ids: Vec<Uuid> = users.iter().map(|u| u.id).collect();
+    let online = shared
+        .handle
+        .block_on(shared.core.presence.online_among(&ids));
     let out = lua.create_table()?;
     for (i, u) in users.iter().enumerate() {
-        let online = shared.core.presence.is_online(u.id);
-        out.raw_set(i + 1, user_table(lua, u, online)?)?;
+        out.raw_set(i + 1, user_table(lua, u, online.contains(&u.id))?)?;
     }
     ret(lua, out)
 }
@@ -160,7 +163,10 @@ fn account_get_id(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
         .handle
         .block_on(shared.core.accounts.account(id))
         .map_err(|e| NkError(format!("failed to get account for user_id: {}", e.message)))?;
-    let online = shared.core.presence.is_online(id);
+    let online = shared
+        .handle
+        .block_on(shared.core.presence.online_among(&[id]))
+        .contains(&id);
     // Nakama puts the user's fields at the top level and under `user`.
     let t = user_table(lua, &account.user, online)?;
     t.set("user", user_table(lua, &account.user, online)?)?;

@@ -156,9 +156,9 @@ fn group_users_list(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
             ))
         })?;
     let list = lua.create_table()?;
-    for (i, (user, state)) in page.items.iter().enumerate() {
+    for (i, (user, state, online)) in page.items.iter().enumerate() {
         let t = lua.create_table()?;
-        t.set("user", user_table(lua, user, groups.is_online(user.id))?)?;
+        t.set("user", user_table(lua, user, *online)?)?;
         t.set("state", *state)?;
         list.raw_set(i + 1, t)?;
     }
