@@ -194,6 +194,36 @@ function nk.notifications_delete_id(ids, user_id) end
 ---@param updates nk.NotificationUpdate[]
 function nk.notifications_update(updates) end
 
+-- Inbox state (a Tidings extension, not in Nakama) -------------------------------------------
+
+---@class nk.InboxCounts
+---@field unread integer Stored notifications not yet read.
+---@field unseen integer Stored notifications not yet seen.
+---@field by_code table<integer, integer> Unread notifications per code (codes with none left out).
+
+---Marks a player's notifications read (and seen). Sockets that follow the inbox hear of it.
+---@param user_id string
+---@param ids? string[] Notification ids (at most 1000); nil marks every one of the player's.
+---@return integer changed How many were unread before.
+function nk.notifications_mark_read(user_id, ids) end
+
+---Marks a player's notifications unread again.
+---@param user_id string
+---@param ids string[] Notification ids (at most 1000).
+---@return integer changed How many were read before.
+function nk.notifications_mark_unread(user_id, ids) end
+
+---Marks a player's notifications seen (the badge was shown) without reading them.
+---@param user_id string
+---@param ids? string[] Notification ids (at most 1000); nil marks every one of the player's.
+---@return integer changed How many were unseen before.
+function nk.notifications_mark_seen(user_id, ids) end
+
+---A player's unread and unseen counts.
+---@param user_id string
+---@return nk.InboxCounts counts
+function nk.notifications_unread_count(user_id) end
+
 -- Registering code ----------------------------------------------------------------------------
 
 ---Makes `fn(context, payload)` callable as RPC `id` (case-insensitive). Call it at module top level.

@@ -13,6 +13,7 @@ pub mod error;
 pub mod friends;
 pub mod groups;
 pub mod hooks;
+pub mod inbox;
 pub mod notifications;
 pub mod reload;
 pub mod rpc;
@@ -75,6 +76,8 @@ pub fn routes(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Infal
         .or(notifications::routes(ctx.clone()))
         .unify()
         .or(friends::routes(ctx.clone()))
+        .unify()
+        .or(inbox::routes(ctx.clone()))
         .unify()
         .or(admin::routes(ctx.clone()))
         .unify()

@@ -126,9 +126,11 @@ pub fn upgrade(req: hyper::Request<Incoming>, peer: SocketAddr, ctx: Arc<Ctx>) -
     let lang = query_get(&query, "lang")
         .filter(|l| !l.is_empty())
         .map(str::to_string);
+    let inbox = matches!(query_get(&query, "tidings_inbox"), Some("true" | "1"));
     let session = Session {
         user,
         status,
+        inbox,
         lang,
         peer: Some(peer),
     };
@@ -293,6 +295,8 @@ async fn call_rpc(
 struct Session {
     user: SessionUser,
     status: bool,
+    /// Inbox extension frames requested (`tidings_inbox=true`).
+    inbox: bool,
     lang: Option<String>,
     peer: Option<SocketAddr>,
 }
@@ -304,6 +308,7 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
     let Session {
         user,
         status,
+        inbox,
         lang,
         peer,
     } = session;
@@ -315,7 +320,7 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
             .disconnect(user.user_id, CODE_SINGLE_SOCKET, "single_socket", None);
     }
     let (handle, mut queue) =
-        presence.register(user.user_id, &user.username, cfg.outgoing_queue_size);
+        presence.register(user.user_id, &user.username, cfg.outgoing_queue_size, inbox);
     tracing::debug!(session = %handle.session_id, user = %user.user_id, "socket opened");
     let (mut tx, mut rx) = socket.split();
     let write_wait = Duration::from_millis(cfg.write_wait_ms);

@@ -84,5 +84,6 @@ pub fn encode_event(event: &Event) -> String {
         }
         Event::ChannelMessage(m) => super::chat::message_event(m),
         Event::ChannelPresence(change) => super::chat::presence_event(change),
+        Event::Inbox(event) => super::inbox::event_frame(event),
     }
 }

@@ -32,6 +32,8 @@ pub enum ClusterEvent {
     Revoked,
     /// A chat message or presence change, for this node's members of the channel.
     Chat(super::channels::ChatEvent),
+    /// A change of a user's inbox, for this node's sockets that asked for inbox events.
+    Inbox(super::inbox::InboxEvent),
     /// End this user's sessions opened before `at` (Unix microseconds) with a final notice
     /// (single_socket -7, ban -8). Sessions opened later, e.g. the one whose opening caused a
     /// single_socket kick that reached a node late, stay.

@@ -12,6 +12,7 @@ pub mod cursor;
 pub mod error;
 pub mod friends;
 pub mod groups;
+pub mod inbox;
 pub mod notifications;
 pub mod presence;
 pub mod sessions;
@@ -28,6 +29,7 @@ pub struct Core {
     pub accounts: accounts::Accounts,
     pub sessions: Arc<sessions::Sessions>,
     pub notifications: Arc<notifications::Notifications>,
+    pub inbox: Arc<inbox::Inbox>,
     pub friends: friends::Friends,
     pub channels: channels::Channels,
     pub groups: groups::Groups,
@@ -52,10 +54,16 @@ impl Core {
         let sessions =
             Arc::new(sessions::Sessions::load(store.clone(), session_config, bus.clone()).await?);
         let presence = Arc::new(presence::Presence::new(directory.clone()));
+        let inbox = Arc::new(inbox::Inbox::new(
+            store.clone(),
+            presence.clone(),
+            bus.clone(),
+        ));
         let notifications = Arc::new(notifications::Notifications::new(
             store.clone(),
             presence.clone(),
             bus.clone(),
+            inbox.clone(),
         ));
         Ok(Core {
             accounts: accounts::Accounts::new(
@@ -73,6 +81,7 @@ impl Core {
             groups: groups::Groups::new(store.clone(), notifications.clone(), presence.clone()),
             social: social::Social::new(store.clone(), notifications.clone()),
             notifications,
+            inbox,
             store,
             sessions,
             presence,
@@ -90,6 +99,7 @@ impl Core {
                 }
             }
             cluster::ClusterEvent::Chat(event) => self.channels.apply_remote(event),
+            cluster::ClusterEvent::Inbox(event) => self.inbox.apply_remote(event),
             other => self.notifications.apply_remote(other).await,
         }
     }

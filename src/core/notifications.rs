@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::cluster::{tell, Bus, ClusterEvent, WireNotification};
 use super::cursor::{self, Position};
 use super::error::{CoreError, CoreResult};
+use super::inbox::{Inbox, InboxChange};
 use super::presence::{Event, Outbound, Presence};
 use super::store::{Store, StoreError};
 use super::time::now_micros;
@@ -87,6 +88,8 @@ pub struct Notifications {
     known_users: KnownUsers,
     /// Tells other nodes what was sent here (a single node: nobody).
     bus: Arc<dyn Bus>,
+    /// Told of stored, deleted and updated rows, for sockets that follow the inbox.
+    inbox: Arc<Inbox>,
     /// The last create_time of other nodes' rows this node has pushed; catch-ups run one at
     /// a time under this lock.
     seen: tokio::sync::Mutex<i64>,
@@ -167,10 +170,16 @@ fn store_error(public: &str, err: StoreError) -> CoreError {
 }
 
 impl Notifications {
-    pub fn new(store: Arc<dyn Store>, presence: Arc<Presence>, bus: Arc<dyn Bus>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        presence: Arc<Presence>,
+        bus: Arc<dyn Bus>,
+        inbox: Arc<Inbox>,
+    ) -> Self {
         Notifications {
             store,
             presence,
+            inbox,
             known_users: KnownUsers::default(),
             bus,
             seen: tokio::sync::Mutex::new(0),
@@ -232,7 +241,7 @@ impl Notifications {
                 None,
                 Some(at),
             ),
-            ClusterEvent::Revoked | ClusterEvent::Chat(_) => {}
+            ClusterEvent::Revoked | ClusterEvent::Chat(_) | ClusterEvent::Inbox(_) => {}
         }
     }
 
@@ -419,8 +428,13 @@ impl Notifications {
         }
         for user in order {
             if let Some(list) = per_user.remove(&user) {
+                let stored: Vec<Uuid> =
+                    list.iter().filter(|n| n.persistent).map(|n| n.id).collect();
                 let msg = Outbound::new(Event::Notifications(list));
                 self.presence.deliver(user, &msg);
+                if !stored.is_empty() {
+                    self.inbox.stored(user, stored);
+                }
             }
         }
     }
@@ -563,10 +577,35 @@ impl Notifications {
         if ids.len() > MAX_BATCH {
             return Err(CoreError::invalid(format!("at most {MAX_BATCH} ids")));
         }
-        self.store
+        // Whose rows they are, for the inbox events of the users' opted-in sockets.
+        let owners = self.owners(ids.clone(), user_id).await?;
+        let n = self
+            .store
             .delete_notifications(ids, user_id)
             .await
-            .map_err(|e| store_error("Error while deleting notifications.", e))
+            .map_err(|e| store_error("Error while deleting notifications.", e))?;
+        for (user, ids) in owners {
+            self.inbox.changed(user, InboxChange::Deleted, ids).await;
+        }
+        Ok(n)
+    }
+
+    /// The stored rows among `ids` (only `user_id`'s, when given), grouped by owner.
+    async fn owners(
+        &self,
+        ids: Vec<Uuid>,
+        user_id: Option<Uuid>,
+    ) -> CoreResult<Vec<(Uuid, Vec<Uuid>)>> {
+        let rows = self
+            .store
+            .get_notifications(ids, user_id)
+            .await
+            .map_err(|e| store_error("Error retrieving notifications.", e))?;
+        let mut by_user: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+        for n in rows {
+            by_user.entry(n.user_id).or_default().push(n.id);
+        }
+        Ok(by_user.into_iter().collect())
     }
 
     /// Applies every update in one transaction. Nothing is pushed; positions do not change.
@@ -587,9 +626,17 @@ impl Notifications {
                 }
             }
         }
-        self.store
+        let owners = self
+            .owners(updates.iter().map(|u| u.id).collect(), None)
+            .await?;
+        let n = self
+            .store
             .update_notifications(updates)
             .await
-            .map_err(|e| store_error("Error updating notifications.", e))
+            .map_err(|e| store_error("Error updating notifications.", e))?;
+        for (user, ids) in owners {
+            self.inbox.changed(user, InboxChange::Updated, ids).await;
+        }
+        Ok(n)
     }
 }

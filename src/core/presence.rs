@@ -26,6 +26,8 @@ pub enum Event {
     ChannelMessage(super::channels::ChannelMessage),
     /// Joins and leaves in a channel.
     ChannelPresence(super::channels::PresenceChange),
+    /// A change of the user's inbox, for sockets that asked for inbox events.
+    Inbox(super::inbox::InboxEvent),
 }
 
 /// An event plus its encoded frame, computed at most once.
@@ -101,6 +103,8 @@ pub struct SessionHandle {
     pub opened_at: i64,
     pub user_id: Uuid,
     pub username: String,
+    /// The socket asked for inbox events (`tidings_inbox=true`); others never get them.
+    pub inbox: bool,
     tx: mpsc::Sender<Arc<Outbound>>,
     pub close: CloseSignal,
 }
@@ -155,6 +159,7 @@ impl Presence {
         user_id: Uuid,
         username: &str,
         queue_size: usize,
+        inbox: bool,
     ) -> (Arc<SessionHandle>, mpsc::Receiver<Arc<Outbound>>) {
         let (tx, rx) = mpsc::channel(queue_size.max(1));
         let handle = Arc::new(SessionHandle {
@@ -162,6 +167,7 @@ impl Presence {
             opened_at: super::time::now_micros(),
             user_id,
             username: username.to_string(),
+            inbox,
             tx,
             close: CloseSignal::default(),
         });
@@ -232,6 +238,22 @@ impl Presence {
         self.lock().values().map(Vec::len).sum()
     }
 
+    /// True when the user has a socket here that asked for inbox events.
+    pub fn wants_inbox(&self, user_id: Uuid) -> bool {
+        self.lock()
+            .get(&user_id)
+            .is_some_and(|list| list.iter().any(|s| s.inbox))
+    }
+
+    /// Queues `msg` on the user's sockets here that asked for inbox events.
+    pub fn deliver_inbox(&self, user_id: Uuid, msg: &Arc<Outbound>) {
+        if let Some(list) = self.lock().get(&user_id) {
+            for session in list.iter().filter(|s| s.inbox) {
+                session.offer(msg);
+            }
+        }
+    }
+
     /// Queues `msg` on every session of `user_id`. Offline users are skipped silently.
     pub fn deliver(&self, user_id: Uuid, msg: &Arc<Outbound>) {
         if let Some(list) = self.lock().get(&user_id) {
@@ -288,7 +310,7 @@ mod tests {
     async fn a_full_queue_closes_the_session_instead_of_growing() {
         let presence = Presence::default();
         let user = Uuid::new_v4();
-        let (handle, mut rx) = presence.register(user, "slow", 2);
+        let (handle, mut rx) = presence.register(user, "slow", 2, false);
         for _ in 0..3 {
             presence.deliver(user, &event());
         }
@@ -318,8 +340,8 @@ mod tests {
     fn unregister_forgets_the_session() {
         let presence = Presence::default();
         let user = Uuid::new_v4();
-        let (a, _ra) = presence.register(user, "u", 4);
-        let (b, _rb) = presence.register(user, "u", 4);
+        let (a, _ra) = presence.register(user, "u", 4, false);
+        let (b, _rb) = presence.register(user, "u", 4, false);
         assert_eq!(presence.sessions_of(user).len(), 2);
         presence.unregister(&a);
         assert_eq!(presence.sessions_of(user)[0].session_id, b.session_id);

@@ -98,6 +98,45 @@ pub struct GroupRecord {
     pub update_time: i64,
 }
 
+/// A change of read or seen state (inbox extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InboxMark {
+    /// Sets read (and seen, when not yet) on unread rows.
+    Read,
+    /// Clears read on read rows.
+    Unread,
+    /// Sets seen on unseen rows.
+    Seen,
+}
+
+/// Which of a user's rows an inbox list shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InboxFilter {
+    /// `Some(true)`: only read rows; `Some(false)`: only unread ones.
+    pub read: Option<bool>,
+    /// `Some(true)`: only seen rows; `Some(false)`: only unseen ones.
+    pub seen: Option<bool>,
+    pub code: Option<i32>,
+}
+
+/// A stored notification with its read and seen times (Unix microseconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxItem {
+    pub notification: Notification,
+    pub read_time: Option<i64>,
+    pub seen_time: Option<i64>,
+}
+
+/// A user's unread and unseen counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InboxCounts {
+    pub unread: i64,
+    pub unseen: i64,
+    /// Unread rows per code, codes with none left out.
+    pub unread_by_code: std::collections::BTreeMap<i32, i64>,
+}
+
 /// A change to a group; `None` fields stay.
 #[derive(Debug, Clone, Default)]
 pub struct GroupUpdate {
@@ -279,6 +318,25 @@ pub trait Store: Send + Sync + 'static {
         -> StoreResult<u64>;
     /// Applies every update in one transaction; returns how many rows changed.
     async fn update_notifications(&self, updates: Vec<NotificationUpdate>) -> StoreResult<u64>;
+    /// Changes the read or seen state of the user's rows `ids` (all of the user's rows when
+    /// `None`) at `now`; returns how many rows changed state.
+    async fn mark_notifications(
+        &self,
+        user_id: Uuid,
+        ids: Option<Vec<Uuid>>,
+        mark: InboxMark,
+        now: i64,
+    ) -> StoreResult<u64>;
+    /// The user's unread and unseen counts.
+    async fn inbox_counts(&self, user_id: Uuid) -> StoreResult<InboxCounts>;
+    /// Like `list_notifications`, with read/seen state, only the rows `filter` admits.
+    async fn list_inbox(
+        &self,
+        user_id: Uuid,
+        filter: InboxFilter,
+        after: Option<(i64, Uuid)>,
+        limit: usize,
+    ) -> StoreResult<Vec<InboxItem>>;
 
     // Friends (Nakama's user_edge state machine, NAKAMA-SPEC §6). Each call is one
     // transaction over all its targets; targets that do not exist are skipped.

@@ -21,8 +21,8 @@ use crate::core::groups::{self, MemberOp, Transition};
 use crate::core::notifications::{Notification, NotificationUpdate};
 use crate::core::store::{
     ChannelStream, FriendChange, FriendEdge, FriendPosition, GroupFilter, GroupJoin, GroupLeave,
-    GroupMembers, GroupRecord, GroupUpdate, NewIdentity, RevokedToken, Store, StoreError,
-    StoreResult, StoredMessage, UserRecord,
+    GroupMembers, GroupRecord, GroupUpdate, InboxCounts, InboxFilter, InboxItem, InboxMark,
+    NewIdentity, RevokedToken, Store, StoreError, StoreResult, StoredMessage, UserRecord,
 };
 use crate::core::time::now_micros;
 
@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/001_init.sql"),
     include_str!("migrations/postgres/002_cluster.sql"),
     include_str!("migrations/postgres/003_presence.sql"),
+    include_str!("migrations/postgres/004_inbox.sql"),
 ];
 /// Connections per node.
 const POOL_SIZE: usize = 16;
@@ -651,6 +652,100 @@ impl Store for PgStore {
         }
         tx.commit().await.map_err(pg_err)?;
         Ok(n)
+    }
+
+    async fn mark_notifications(
+        &self,
+        user_id: Uuid,
+        ids: Option<Vec<Uuid>>,
+        mark: InboxMark,
+        now: i64,
+    ) -> StoreResult<u64> {
+        let (set, cond) = super::mark_sql(mark);
+        // PostgreSQL refuses a parameter the statement does not use, so `now` is passed only
+        // when the SET clause needs it, and the ids take the next number.
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&user_id];
+        let set = if set.contains("NOW") {
+            params.push(&now);
+            set.replace("NOW", "$2::bigint")
+        } else {
+            set.to_string()
+        };
+        let mut sql = format!("UPDATE notification SET {set} WHERE user_id = $1 AND {cond}");
+        if let Some(ids) = &ids {
+            sql.push_str(&format!(" AND id = ANY(${})", params.len() + 1));
+            params.push(ids);
+        }
+        let c = self.client().await?;
+        let n = c.execute(&sql, &params).await;
+        n.map_err(pg_err)
+    }
+
+    async fn inbox_counts(&self, user_id: Uuid) -> StoreResult<InboxCounts> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT code, count(*) FROM notification \
+                 WHERE user_id = $1 AND read_time IS NULL GROUP BY code",
+                &[&user_id],
+            )
+            .await
+            .map_err(pg_err)?;
+        let mut counts = InboxCounts::default();
+        for row in rows {
+            let (code, n): (i16, i64) = (row.get(0), row.get(1));
+            counts.unread += n;
+            counts.unread_by_code.insert(i32::from(code), n);
+        }
+        counts.unseen = c
+            .query_one(
+                "SELECT count(*) FROM notification WHERE user_id = $1 AND seen_time IS NULL",
+                &[&user_id],
+            )
+            .await
+            .map_err(pg_err)?
+            .get(0);
+        Ok(counts)
+    }
+
+    async fn list_inbox(
+        &self,
+        user_id: Uuid,
+        filter: InboxFilter,
+        after: Option<(i64, Uuid)>,
+        limit: usize,
+    ) -> StoreResult<Vec<InboxItem>> {
+        let c = self.client().await?;
+        let (after_time, after_id) = after.unwrap_or((i64::MIN, Uuid::nil()));
+        let sql = format!(
+            "SELECT {NOTIFICATION_COLS}, read_time, seen_time FROM notification \
+             WHERE user_id = $1 AND (create_time, id) > ($2, $3) AND {} \
+             ORDER BY create_time, id LIMIT $4",
+            super::inbox_filter_sql(|n, t| format!("${n}::{t}"), 5)
+        );
+        let rows = c
+            .query(
+                &sql,
+                &[
+                    &user_id,
+                    &after_time,
+                    &after_id,
+                    &(limit as i64),
+                    &filter.read,
+                    &filter.seen,
+                    &filter.code,
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(rows
+            .iter()
+            .map(|row| InboxItem {
+                notification: notification_from(row),
+                read_time: row.get(7),
+                seen_time: row.get(8),
+            })
+            .collect())
     }
 
     async fn friends_add(

@@ -29,8 +29,8 @@ use crate::core::groups::{self, MemberOp, Transition};
 use crate::core::notifications::{Notification, NotificationUpdate};
 use crate::core::store::{
     ChannelStream, FriendChange, FriendEdge, FriendPosition, GroupFilter, GroupJoin, GroupLeave,
-    GroupMembers, GroupRecord, GroupUpdate, NewIdentity, RevokedToken, Store, StoreError,
-    StoreResult, StoredMessage, UserRecord,
+    GroupMembers, GroupRecord, GroupUpdate, InboxCounts, InboxFilter, InboxItem, InboxMark,
+    NewIdentity, RevokedToken, Store, StoreError, StoreResult, StoredMessage, UserRecord,
 };
 use crate::core::time::now_micros;
 
@@ -42,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/004_messages.sql"),
     include_str!("migrations/sqlite/005_groups.sql"),
     include_str!("migrations/sqlite/006_social.sql"),
+    include_str!("migrations/sqlite/007_inbox.sql"),
 ];
 /// Most jobs committed together; bounds one transaction's size and latency.
 const MAX_GROUP: usize = 512;
@@ -1379,6 +1380,99 @@ impl Store for SqliteStore {
                 ])? as u64;
             }
             Ok(n)
+        })
+        .await
+    }
+
+    async fn mark_notifications(
+        &self,
+        user_id: Uuid,
+        ids: Option<Vec<Uuid>>,
+        mark: InboxMark,
+        now: i64,
+    ) -> StoreResult<u64> {
+        let (set, cond) = super::mark_sql(mark);
+        let set = set.replace("NOW", "?2");
+        self.write(move |c, _| {
+            let user = user_id.as_bytes().to_vec();
+            let Some(ids) = ids else {
+                let sql = format!("UPDATE notification SET {set} WHERE user_id = ?1 AND {cond}");
+                return Ok(c.prepare_cached(&sql)?.execute(params![user, now])? as u64);
+            };
+            let sql =
+                format!("UPDATE notification SET {set} WHERE user_id = ?1 AND id = ?3 AND {cond}");
+            let mut stmt = c.prepare_cached(&sql)?;
+            let mut n = 0;
+            for id in ids {
+                n += stmt.execute(params![user, now, id.as_bytes().to_vec()])? as u64;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn inbox_counts(&self, user_id: Uuid) -> StoreResult<InboxCounts> {
+        self.read(move |c| {
+            let user = user_id.as_bytes().to_vec();
+            let mut counts = InboxCounts::default();
+            let mut stmt = c.prepare_cached(
+                "SELECT code, count(*) FROM notification \
+                 WHERE user_id = ?1 AND read_time IS NULL GROUP BY code",
+            )?;
+            let rows = stmt.query_map(params![user], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            for row in rows {
+                let (code, n): (i32, i64) = row?;
+                counts.unread += n;
+                counts.unread_by_code.insert(code, n);
+            }
+            counts.unseen = c
+                .prepare_cached(
+                    "SELECT count(*) FROM notification WHERE user_id = ?1 AND seen_time IS NULL",
+                )?
+                .query_row(params![user], |r| r.get(0))?;
+            Ok(counts)
+        })
+        .await
+    }
+
+    async fn list_inbox(
+        &self,
+        user_id: Uuid,
+        filter: InboxFilter,
+        after: Option<(i64, Uuid)>,
+        limit: usize,
+    ) -> StoreResult<Vec<InboxItem>> {
+        let (after_time, after_id) = match after {
+            Some((t, id)) => (t, id.as_bytes().to_vec()),
+            None => (i64::MIN, Vec::new()),
+        };
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT {NOTIFICATION_COLS}, read_time, seen_time FROM notification \
+                 WHERE user_id = ?1 AND (create_time, id) > (?2, ?3) AND {} \
+                 ORDER BY create_time, id LIMIT ?4",
+                super::inbox_filter_sql(|n, _| format!("?{n}"), 5)
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(
+                params![
+                    user_id.as_bytes().to_vec(),
+                    after_time,
+                    after_id,
+                    limit as i64,
+                    filter.read,
+                    filter.seen,
+                    filter.code
+                ],
+                |row| {
+                    Ok(InboxItem {
+                        notification: notification_from(row)?,
+                        read_time: row.get(7)?,
+                        seen_time: row.get(8)?,
+                    })
+                },
+            )?;
+            rows.collect()
         })
         .await
     }

@@ -554,3 +554,44 @@ async fn direct_chat_sees_the_other_user_on_another_node() {
     let (_, x_list) = a.get("/v2/notification?limit=100", &x.token).await;
     assert_eq!(codes(x_list), Vec::<i64>::new(), "X was already there");
 }
+
+#[tokio::test]
+async fn inbox_frames_follow_the_user_across_nodes() {
+    let nodes = nodes(2, &[]).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let u = a.user("inbox_x").await;
+    let mut on_b = b
+        .socket_query(&format!("token={}&tidings_inbox=true", u.token))
+        .await
+        .expect("socket");
+    let sent = a
+        .core
+        .notifications
+        .send(vec![note(u.id, "cross", true)])
+        .await
+        .expect("send");
+    let id = sent[0].id.to_string();
+    async fn next_inbox(ws: &mut Ws) -> Value {
+        loop {
+            let frame = next_json(ws).await;
+            if let Some(e) = frame.get("tidings_inbox") {
+                return e.clone();
+            }
+        }
+    }
+    let stored = next_inbox(&mut on_b).await;
+    assert_eq!(stored["change"], "stored", "B announced what it pushed");
+    assert_eq!(stored["unread"], 1);
+    let (status, _) = a
+        .call(
+            reqwest::Method::POST,
+            "/v2/tidings/inbox/read",
+            Some(&u.token),
+            Some(&serde_json::json!({ "ids": [id] }).to_string()),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let read = next_inbox(&mut on_b).await;
+    assert_eq!(read["change"], "read", "the read on A reached B");
+    assert_eq!(read["unread"], 0);
+}

@@ -12,6 +12,7 @@
 //! - `chat`: direct chat and rooms over the socket, -1, history
 //! - `friends`: invite, accept, remove, block, the list, -2/-3/-9
 //! - `groups`: create, join, roles, leave, lists, -4/-5
+//! - `inbox`: read/seen state, counts, filtered lists, inbox frames, the `nk` functions
 //! - `lua`: modules, the `nk` API, RPC over HTTP and socket, sandbox, limits, hooks
 //! - `store_contract`: the Store trait's promises, on SQLite and on PostgreSQL
 
@@ -22,6 +23,7 @@ mod crash;
 mod durability;
 mod friends;
 mod groups;
+mod inbox;
 mod lua;
 mod notifications;
 mod postgres;

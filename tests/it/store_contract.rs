@@ -43,6 +43,7 @@ pub async fn run_contract(store: Arc<dyn Store>) {
     notifications_get_increasing_create_times(&store, &run).await;
     notification_lists_page_by_cursor(&store, &run).await;
     notifications_are_got_deleted_and_updated_by_id(&store, &run).await;
+    inbox_state_counts_and_filters(&store, &run).await;
     friends_invite_accept_and_remove(&store, &run).await;
     friends_block_and_unblock(&store, &run).await;
     friends_list_pages_by_state_and_position(&store, &run).await;
@@ -958,6 +959,132 @@ async fn notification_lists_page_by_cursor(store: &Arc<dyn Store>, run: &Run) {
 /// by id (only the named user's when one is given) and skips unknown ids; delete with a user
 /// leaves other users' rows and counts what went; update changes only the given fields and
 /// counts the rows it changed.
+async fn inbox_state_counts_and_filters(store: &Arc<dyn Store>, run: &Run) {
+    use tidings::core::store::{InboxFilter, InboxMark};
+    let alice = new_user(store, run, "ib-alice").await;
+    let bob = new_user(store, run, "ib-bob").await;
+    let mut five = notification(alice.id, bob.id, "a3");
+    five.code = 5;
+    let rows = store
+        .insert_notifications(vec![
+            notification(alice.id, bob.id, "a1"),
+            notification(alice.id, bob.id, "a2"),
+            five,
+            notification(bob.id, alice.id, "b1"),
+        ])
+        .await
+        .expect("setup: insert_notifications");
+    let (a1, a2, a3, b1) = (rows[0].id, rows[1].id, rows[2].id, rows[3].id);
+    let counts = store.inbox_counts(alice.id).await.expect("inbox_counts");
+    assert_eq!(
+        (counts.unread, counts.unseen),
+        (3, 3),
+        "everything starts unread and unseen"
+    );
+    assert_eq!(
+        counts.unread_by_code.into_iter().collect::<Vec<_>>(),
+        vec![(5, 1), (101, 2)]
+    );
+
+    let now = now_micros();
+    let mark =
+        |ids: Option<Vec<Uuid>>, m: InboxMark| store.mark_notifications(alice.id, ids, m, now);
+    assert_eq!(
+        mark(Some(vec![a1, b1]), InboxMark::Read)
+            .await
+            .expect("mark"),
+        1,
+        "not bob's row"
+    );
+    assert_eq!(
+        mark(Some(vec![a1]), InboxMark::Read).await.expect("mark"),
+        0,
+        "already read"
+    );
+    let counts = store.inbox_counts(alice.id).await.expect("inbox_counts");
+    assert_eq!((counts.unread, counts.unseen), (2, 2), "reading also sees");
+    assert_eq!(store.inbox_counts(bob.id).await.expect("bob").unread, 1);
+
+    let list = |filter: InboxFilter| store.list_inbox(alice.id, filter, None, 10);
+    let unread = list(InboxFilter {
+        read: Some(false),
+        ..Default::default()
+    })
+    .await
+    .expect("list");
+    assert_eq!(
+        unread.iter().map(|i| i.notification.id).collect::<Vec<_>>(),
+        vec![a2, a3]
+    );
+    let read = list(InboxFilter {
+        read: Some(true),
+        ..Default::default()
+    })
+    .await
+    .expect("list");
+    assert_eq!(read.len(), 1);
+    assert_eq!(
+        (
+            read[0].notification.id,
+            read[0].read_time,
+            read[0].seen_time
+        ),
+        (a1, Some(now), Some(now))
+    );
+    let code = list(InboxFilter {
+        code: Some(5),
+        ..Default::default()
+    })
+    .await
+    .expect("list");
+    assert_eq!(
+        code.iter().map(|i| i.notification.id).collect::<Vec<_>>(),
+        vec![a3]
+    );
+    let all = list(InboxFilter::default()).await.expect("list");
+    assert_eq!(all.len(), 3);
+    let after = store
+        .list_inbox(
+            alice.id,
+            InboxFilter::default(),
+            Some((all[0].notification.create_time, a1)),
+            10,
+        )
+        .await
+        .expect("list after");
+    assert_eq!(
+        after.iter().map(|i| i.notification.id).collect::<Vec<_>>(),
+        vec![a2, a3]
+    );
+
+    assert_eq!(mark(None, InboxMark::Seen).await.expect("seen all"), 2);
+    assert_eq!(
+        store.inbox_counts(alice.id).await.expect("counts").unseen,
+        0
+    );
+    let unseen = list(InboxFilter {
+        seen: Some(false),
+        ..Default::default()
+    })
+    .await
+    .expect("list");
+    assert!(unseen.is_empty());
+    assert_eq!(
+        mark(Some(vec![a1]), InboxMark::Unread)
+            .await
+            .expect("unread"),
+        1
+    );
+    assert_eq!(mark(None, InboxMark::Read).await.expect("read all"), 3);
+    let counts = store.inbox_counts(alice.id).await.expect("counts");
+    assert_eq!((counts.unread, counts.unread_by_code.len()), (0, 0));
+    assert_eq!(
+        store.inbox_counts(bob.id).await.expect("bob").unread,
+        1,
+        "bob untouched"
+    );
+}
+
 async fn notifications_are_got_deleted_and_updated_by_id(store: &Arc<dyn Store>, run: &Run) {
     let alice = new_user(store, run, "n3-alice").await;
     let bob = new_user(store, run, "n3-bob").await;

@@ -11,6 +11,7 @@ mod accounts;
 mod friends;
 mod groups;
 mod hooks;
+mod inbox;
 mod notifications;
 mod util;
 
@@ -159,6 +160,7 @@ pub fn build(lua: &Lua) -> mlua::Result<Table> {
     all.extend(accounts::FUNCTIONS);
     all.extend(friends::FUNCTIONS);
     all.extend(groups::FUNCTIONS);
+    all.extend(inbox::FUNCTIONS);
     for (name, f) in all {
         let func = lua.create_function(move |lua, values: MultiValue| {
             let args = Args {
@@ -191,6 +193,7 @@ pub fn names() -> Vec<&'static str> {
         .chain(accounts::FUNCTIONS)
         .chain(friends::FUNCTIONS)
         .chain(groups::FUNCTIONS)
+        .chain(inbox::FUNCTIONS)
         .map(|(n, _)| *n)
         .collect();
     names.sort_unstable();

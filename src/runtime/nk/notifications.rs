@@ -136,7 +136,7 @@ fn send_or_defer(lua: &Lua, batch: Vec<NewNotification>) -> NkResult<()> {
 
 /// Commits the sends held back so far in this call, so that what the script does next
 /// (list, get, delete, update, send to all) sees them and happens after them.
-fn flush_deferred(lua: &Lua) -> NkResult<()> {
+pub(super) fn flush_deferred(lua: &Lua) -> NkResult<()> {
     let Some(data) = lua.app_data_ref::<VmData>() else {
         return Ok(());
     };
@@ -296,7 +296,7 @@ fn notifications_list(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
 }
 
 /// An `ids` argument: a non-empty array of UUID strings, or an empty table (no ids).
-fn id_list(args: &Args, n: usize) -> NkResult<Vec<Uuid>> {
+pub(super) fn id_list(args: &Args, n: usize) -> NkResult<Vec<Uuid>> {
     let t = args.check_table(n)?;
     let len = t.raw_len();
     if len == 0 {

@@ -1,0 +1,331 @@
+//! The inbox extension over real REST and sockets: read/seen state, counts, filtered lists,
+//! live inbox frames on sockets that opted in (and never on the others), and the `nk`
+//! functions.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use tidings::core::notifications::{NewNotification, NotificationUpdate};
+
+use crate::support::{next_json, silent, Server, Ws};
+
+fn note(user: Uuid, subject: &str, code: i32) -> NewNotification {
+    NewNotification {
+        user_id: user,
+        subject: subject.into(),
+        content: "{}".into(),
+        code,
+        sender_id: None,
+        persistent: true,
+    }
+}
+
+async fn post(s: &Server, path: &str, token: &str, body: Value) -> (u16, Value) {
+    s.call(
+        reqwest::Method::POST,
+        path,
+        Some(token),
+        Some(&body.to_string()),
+    )
+    .await
+}
+
+async fn inbox_socket(s: &Server, token: &str) -> Ws {
+    s.socket_query(&format!("token={token}&tidings_inbox=true"))
+        .await
+        .expect("socket")
+}
+
+/// The next frame that is an inbox event.
+async fn inbox_frame(ws: &mut Ws) -> Value {
+    for _ in 0..5 {
+        let frame = next_json(ws).await;
+        if let Some(event) = frame.get("tidings_inbox") {
+            return event.clone();
+        }
+    }
+    panic!("no inbox frame in five frames");
+}
+
+#[tokio::test]
+async fn read_state_counts_and_filtered_lists() {
+    let s = Server::start().await;
+    let u = s.user("reader").await;
+    let other = s.user("other").await;
+    let sent = s
+        .core
+        .notifications
+        .send(vec![
+            note(u.id, "a", 1),
+            note(u.id, "b", 1),
+            note(u.id, "c", 5),
+        ])
+        .await
+        .expect("send");
+    let ids: Vec<String> = sent.iter().map(|n| n.id.to_string()).collect();
+
+    let (status, counts) = s.get("/v2/tidings/inbox/count", &u.token).await;
+    assert_eq!(status, 200, "{counts}");
+    assert_eq!(
+        counts,
+        json!({"unread": 3, "unseen": 3, "unread_by_code": {"1": 2, "5": 1}})
+    );
+
+    let (status, body) = post(
+        &s,
+        "/v2/tidings/inbox/read",
+        &u.token,
+        json!({"ids": [ids[0]]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"changed": 1, "unread": 2, "unseen": 2, "unread_by_code": {"1": 1, "5": 1}})
+    );
+    let (_, again) = post(
+        &s,
+        "/v2/tidings/inbox/read",
+        &u.token,
+        json!({"ids": [ids[0]]}),
+    )
+    .await;
+    assert_eq!(again["changed"], 0, "reading twice changes nothing");
+    // Someone else's ids do nothing to this inbox.
+    let (_, foreign) = post(
+        &s,
+        "/v2/tidings/inbox/read",
+        &other.token,
+        json!({"ids": [ids[1]]}),
+    )
+    .await;
+    assert_eq!(foreign["changed"], 0);
+
+    let (_, unread) = s.get("/v2/tidings/inbox?read=false", &u.token).await;
+    let subjects = |b: &Value| -> Vec<String> {
+        b["notifications"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|n| n["subject"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(subjects(&unread), ["b", "c"]);
+    let (_, read) = s.get("/v2/tidings/inbox?read=true", &u.token).await;
+    assert_eq!(subjects(&read), ["a"]);
+    assert_eq!(read["notifications"][0]["read"], true);
+    assert!(read["notifications"][0]["read_time"].is_string(), "{read}");
+    let (_, five) = s.get("/v2/tidings/inbox?code=5", &u.token).await;
+    assert_eq!(subjects(&five), ["c"]);
+    assert_eq!(five["notifications"][0]["read"], false);
+    // Paging with the cursor.
+    let (_, first) = s.get("/v2/tidings/inbox?limit=2", &u.token).await;
+    assert_eq!(subjects(&first), ["a", "b"]);
+    let cursor = first["cursor"].as_str().expect("cursor").to_string();
+    let (_, rest) = s
+        .get(
+            &format!("/v2/tidings/inbox?limit=2&cursor={cursor}"),
+            &u.token,
+        )
+        .await;
+    assert_eq!(subjects(&rest), ["c"]);
+    assert!(rest.get("cursor").is_none(), "{rest}");
+
+    // Nakama's own list is untouched by the extension.
+    let (_, plain) = s.get("/v2/notification?limit=10", &u.token).await;
+    assert!(plain["notifications"][0].get("read").is_none(), "{plain}");
+
+    let (_, seen) = post(&s, "/v2/tidings/inbox/seen", &u.token, json!({"all": true})).await;
+    assert_eq!(
+        (seen["changed"].clone(), seen["unseen"].clone()),
+        (json!(2), json!(0))
+    );
+    let (_, back) = post(
+        &s,
+        "/v2/tidings/inbox/unread",
+        &u.token,
+        json!({"ids": [ids[0]]}),
+    )
+    .await;
+    assert_eq!(back["unread"], 3);
+    let (_, all) = post(&s, "/v2/tidings/inbox/read", &u.token, json!({"all": true})).await;
+    assert_eq!(
+        all,
+        json!({"changed": 3, "unread": 0, "unseen": 0, "unread_by_code": {}})
+    );
+
+    // Bad input: Nakama's error shape, status 400.
+    for (path, body) in [
+        ("/v2/tidings/inbox/read", json!({})),
+        ("/v2/tidings/inbox/read", json!({"ids": ["nope"]})),
+        (
+            "/v2/tidings/inbox/read",
+            json!({"ids": [ids[0]], "all": true}),
+        ),
+        ("/v2/tidings/inbox/unread", json!({"all": true})),
+        ("/v2/tidings/inbox/read", json!({"idz": []})),
+    ] {
+        let (status, err) = post(&s, path, &u.token, body.clone()).await;
+        assert_eq!(status, 400, "{path} {body}: {err}");
+        assert_eq!(err["code"], 3, "{err}");
+    }
+    let too_many: Vec<String> = (0..1001).map(|_| Uuid::new_v4().to_string()).collect();
+    let (status, _) = post(
+        &s,
+        "/v2/tidings/inbox/read",
+        &u.token,
+        json!({"ids": too_many}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    for query in [
+        "limit=0",
+        "limit=1001",
+        "read=maybe",
+        "code=x",
+        "cursor=%%%",
+    ] {
+        let (status, err) = s.get(&format!("/v2/tidings/inbox?{query}"), &u.token).await;
+        assert_eq!(status, 400, "{query}: {err}");
+    }
+    let (status, _) = s.get("/v2/tidings/inbox/count", "bad-token").await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn sockets_that_opted_in_follow_the_inbox_and_others_hear_nothing() {
+    let s = Server::start().await;
+    let u = s.user("devices").await;
+    let mut phone = inbox_socket(&s, &u.token).await;
+    let mut tablet = inbox_socket(&s, &u.token).await;
+    let mut plain = s.socket(&u.token).await;
+
+    let sent = s
+        .core
+        .notifications
+        .send(vec![note(u.id, "hello", 2)])
+        .await
+        .expect("send");
+    let id = sent[0].id.to_string();
+    for ws in [&mut phone, &mut tablet] {
+        let frame = next_json(ws).await;
+        assert_eq!(
+            frame["notifications"]["notifications"][0]["id"],
+            id.as_str()
+        );
+        let event = inbox_frame(ws).await;
+        assert_eq!(
+            event,
+            json!({"change": "stored", "ids": [id], "all": false, "unread": 1, "unseen": 1,
+                   "unread_by_code": {"2": 1}})
+        );
+    }
+    let frame = next_json(&mut plain).await;
+    assert!(frame.get("notifications").is_some(), "{frame}");
+
+    // Read on one device: every opted-in socket hears it.
+    let (status, _) = post(&s, "/v2/tidings/inbox/read", &u.token, json!({"ids": [id]})).await;
+    assert_eq!(status, 200);
+    for ws in [&mut phone, &mut tablet] {
+        let event = inbox_frame(ws).await;
+        assert_eq!(event["change"], "read");
+        assert_eq!(event["ids"], json!([id]));
+        assert_eq!(event["unread"], 0);
+    }
+
+    // Updated and deleted elsewhere (a script, the REST delete).
+    s.core
+        .notifications
+        .update(vec![NotificationUpdate {
+            id: sent[0].id,
+            subject: Some("hello again".into()),
+            content: None,
+            sender_id: None,
+        }])
+        .await
+        .expect("update");
+    assert_eq!(inbox_frame(&mut phone).await["change"], "updated");
+    let (status, _) = s
+        .delete(&format!("/v2/notification?ids={id}"), &u.token)
+        .await;
+    assert_eq!(status, 200);
+    let event = inbox_frame(&mut phone).await;
+    assert_eq!(
+        (event["change"].clone(), event["ids"].clone()),
+        (json!("deleted"), json!([id]))
+    );
+    assert_eq!(inbox_frame(&mut tablet).await["change"], "updated");
+    assert_eq!(inbox_frame(&mut tablet).await["change"], "deleted");
+
+    // Nothing of this reached the socket that did not ask.
+    assert!(silent(&mut plain, Duration::from_millis(300)).await);
+}
+
+#[tokio::test]
+async fn scripts_mark_and_count() {
+    let path = crate::support::fixtures("good");
+    let s = Server::start_with(&[("runtime.path", path.as_str())]).await;
+    let u = s.user("scripted").await;
+    let sent = s
+        .core
+        .notifications
+        .send(vec![
+            note(u.id, "x", 3),
+            note(u.id, "y", 3),
+            note(u.id, "z", 4),
+        ])
+        .await
+        .expect("send");
+    let eval = |code: String| {
+        let s = &s;
+        let token = u.token.clone();
+        async move { s.rpc("test.eval", &token, &code).await }
+    };
+    let uid = u.id;
+    let (status, body) = eval(format!(
+        "local n = nk.notifications_mark_read('{uid}', {{'{}'}}) \
+         local c = nk.notifications_unread_count('{uid}') \
+         return nk.json_encode({{n = n, unread = c.unread, unseen = c.unseen, three = c.by_code[3], four = c.by_code[4]}})",
+        sent[0].id
+    ))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let got: Value =
+        serde_json::from_str(body["payload"].as_str().expect("payload")).expect("json");
+    assert_eq!(
+        got,
+        json!({"n": 1, "unread": 2, "unseen": 2, "three": 1, "four": 1})
+    );
+
+    let (_, body) = eval(format!(
+        "return tostring(nk.notifications_mark_seen('{uid}')) .. ',' .. \
+         tostring(nk.notifications_mark_unread('{uid}', {{'{}'}})) .. ',' .. \
+         tostring(nk.notifications_mark_read('{uid}'))",
+        sent[0].id
+    ))
+    .await;
+    assert_eq!(body["payload"], "2,1,3", "{body}");
+
+    // Argument errors name the argument, as every nk function does.
+    for (code, expect) in [
+        (
+            "nk.notifications_mark_read('nope')",
+            "expects user_id to be a valid UUID",
+        ),
+        (
+            &format!("nk.notifications_mark_unread('{uid}')"),
+            "expects a list of notification ids",
+        ),
+        (
+            &format!("nk.notifications_mark_read('{uid}', {{'bad'}})"),
+            "each notification id must be a valid id",
+        ),
+    ] {
+        let (status, body) = eval(code.to_string()).await;
+        assert_ne!(status, 200, "{code}");
+        let message = body["message"].as_str().unwrap_or("");
+        assert!(message.contains(expect), "{code}: {message}");
+    }
+}
