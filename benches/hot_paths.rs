@@ -6,7 +6,8 @@
 //!   the encoder the socket hands to `Outbound::encoded`), for 1 and for 100 notifications.
 //! - `store`: the SQLite store (`store::SqliteStore`) in a temporary directory: one 100-row page
 //!   from the middle of a 10,000-row inbox, and inserts of 1 and of 100 notifications, each
-//!   insert being one committed transaction.
+//!   insert being one committed transaction; the inbox extension's unread count over those
+//!   10,000 unread rows.
 //!
 //! Run all of them (about a minute on 2 cores) with
 //!
@@ -194,6 +195,15 @@ fn bench_store(c: &mut Criterion) {
         b.iter(|| {
             rt.block_on(store.list_notifications(reader, black_box(Some(after)), PAGE))
                 .expect("list a page")
+        })
+    });
+    // The unread badge (inbox extension): the reader's 10,000 rows are all unread, the worst
+    // case for a count that reads the unread rows' index.
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("inbox_count_10000_unread", |b| {
+        b.iter(|| {
+            rt.block_on(store.inbox_counts(black_box(reader)))
+                .expect("count the inbox")
         })
     });
     for count in [1, 100] {
