@@ -18,6 +18,7 @@ use uuid::Uuid;
 use super::cluster::{tell, Bus, ClusterEvent};
 use super::cursor::{self, Position};
 use super::error::{CoreError, CoreResult};
+use super::notifications::page_start;
 use super::presence::{Event, Outbound, Presence};
 use super::store::{InboxCounts, InboxFilter, InboxItem, InboxMark, Store};
 use super::time::now_micros;
@@ -139,18 +140,7 @@ impl Inbox {
         limit: usize,
         cursor_text: &str,
     ) -> CoreResult<InboxPage> {
-        if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(CoreError::invalid(format!(
-                "limit must be between 1 and {MAX_PAGE}"
-            )));
-        }
-        let after = if cursor_text.is_empty() {
-            None
-        } else {
-            cursor::decode(cursor_text)
-                .map_err(|_| CoreError::invalid("Malformed cursor was used."))?
-                .map(|p| (p.create_time, p.id))
-        };
+        let after = page_start(limit, MAX_PAGE, cursor_text)?;
         let mut items = self
             .store
             .list_inbox(user_id, filter, after, limit + 1)

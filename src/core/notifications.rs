@@ -517,18 +517,7 @@ impl Notifications {
         cursor_text: &str,
         mode: CursorMode,
     ) -> CoreResult<Page> {
-        if !(1..=MAX_LIST_LIMIT).contains(&limit) {
-            return Err(CoreError::invalid(format!(
-                "limit must be between 1 and {MAX_LIST_LIMIT}"
-            )));
-        }
-        let position = if cursor_text.is_empty() {
-            None
-        } else {
-            cursor::decode(cursor_text)
-                .map_err(|_| CoreError::invalid("Malformed cursor was used."))?
-        };
-        let after = position.map(|p| (p.create_time, p.id));
+        let after = page_start(limit, MAX_LIST_LIMIT, cursor_text)?;
         let mut rows = self
             .store
             .list_notifications(user_id, after, limit + 1)
@@ -639,4 +628,20 @@ impl Notifications {
         }
         Ok(n)
     }
+}
+
+/// Checks a list's `limit` (1..=`max`) and decodes where its page starts: after the row the
+/// cursor names, or from the start for an empty cursor.
+pub fn page_start(limit: usize, max: usize, cursor_text: &str) -> CoreResult<Option<(i64, Uuid)>> {
+    if !(1..=max).contains(&limit) {
+        return Err(CoreError::invalid(format!(
+            "limit must be between 1 and {max}"
+        )));
+    }
+    if cursor_text.is_empty() {
+        return Ok(None);
+    }
+    Ok(cursor::decode(cursor_text)
+        .map_err(|_| CoreError::invalid("Malformed cursor was used."))?
+        .map(|p| (p.create_time, p.id)))
 }

@@ -500,6 +500,19 @@ async fn a_silent_node_drops_out_and_a_reaped_node_comes_back() {
     );
 }
 
+/// Joins the direct channel with `other` and returns the reply (presence events before it
+/// are skipped).
+async fn join_direct(ws: &mut Ws, other: Uuid) -> Value {
+    let join = format!(r#"{{"cid":"j","channel_join":{{"target":"{other}","type":2}}}}"#);
+    crate::support::send_text(ws, &join).await;
+    loop {
+        let frame = next_json(ws).await;
+        if frame.get("cid").is_some() {
+            return frame;
+        }
+    }
+}
+
 #[tokio::test]
 async fn direct_chat_sees_the_other_user_on_another_node() {
     let nodes = nodes(2, &[]).await;
@@ -508,34 +521,12 @@ async fn direct_chat_sees_the_other_user_on_another_node() {
     let y = a.user("dm_y").await;
     // X joins the direct channel on B while Y is nowhere: Y gets -1.
     let mut on_b = b.socket(&x.token).await;
-    crate::support::send_text(
-        &mut on_b,
-        &format!(
-            r#"{{"cid":"1","channel_join":{{"target":"{}","type":2}}}}"#,
-            y.id
-        ),
-    )
-    .await;
-    let mut joined = next_json(&mut on_b).await;
-    while joined.get("cid").is_none() {
-        joined = next_json(&mut on_b).await;
-    }
+    let joined = join_direct(&mut on_b, y.id).await;
     assert!(joined.get("channel").is_some(), "{joined}");
 
     // Y joins on A: the reply lists X (on B), and X gets no -1.
     let mut on_a = a.socket(&y.token).await;
-    crate::support::send_text(
-        &mut on_a,
-        &format!(
-            r#"{{"cid":"2","channel_join":{{"target":"{}","type":2}}}}"#,
-            x.id
-        ),
-    )
-    .await;
-    let mut reply = next_json(&mut on_a).await;
-    while reply.get("cid").is_none() {
-        reply = next_json(&mut on_a).await;
-    }
+    let reply = join_direct(&mut on_a, x.id).await;
     let presences = reply["channel"]["presences"].as_array().expect("presences");
     assert!(
         presences.iter().any(|p| p["user_id"] == x.id.to_string()),
