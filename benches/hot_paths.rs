@@ -84,6 +84,7 @@ fn notification(user_id: Uuid) -> Notification {
         sender_id: Some(Uuid::nil()),
         create_time: now_micros(),
         persistent: true,
+        expire_time: None,
     }
 }
 

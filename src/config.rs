@@ -23,6 +23,7 @@ pub struct Config {
     pub session: SessionConfig,
     pub runtime: RuntimeConfig,
     pub database: DatabaseConfig,
+    pub notifications: NotificationsConfig,
     pub logger: LoggerConfig,
 }
 
@@ -97,6 +98,17 @@ pub struct DatabaseConfig {
     pub node_timeout_ms: u64,
 }
 
+/// The inbox extension's retention (Nakama has no such settings).
+#[derive(Debug, Clone)]
+pub struct NotificationsConfig {
+    /// Stored notifications older than this are purged (0: kept forever).
+    pub retention_sec: u64,
+    /// At most this many stored notifications per user; the oldest go (0: no cap).
+    pub max_per_user: usize,
+    /// How often the purge runs.
+    pub purge_interval_ms: u64,
+}
+
 #[derive(Debug, Clone)]
 pub struct LoggerConfig {
     /// debug, info, warn or error.
@@ -145,6 +157,11 @@ impl Default for Config {
                 node_heartbeat_ms: 2_000,
                 node_timeout_ms: 10_000,
             },
+            notifications: NotificationsConfig {
+                retention_sec: 0,
+                max_per_user: 0,
+                purge_interval_ms: 60_000,
+            },
             logger: LoggerConfig {
                 level: "info".into(),
             },
@@ -185,6 +202,9 @@ pub const KEYS: &[&str] = &[
     "database.url",
     "database.node_heartbeat_ms",
     "database.node_timeout_ms",
+    "notifications.retention_sec",
+    "notifications.max_per_user",
+    "notifications.purge_interval_ms",
     "logger.level",
 ];
 
@@ -278,6 +298,15 @@ impl Config {
             "database.node_timeout_ms" => {
                 self.database.node_timeout_ms = parse(key, value, "milliseconds")?
             }
+            "notifications.retention_sec" => {
+                self.notifications.retention_sec = parse(key, value, "seconds")?
+            }
+            "notifications.max_per_user" => {
+                self.notifications.max_per_user = parse(key, value, "a count")?
+            }
+            "notifications.purge_interval_ms" => {
+                self.notifications.purge_interval_ms = parse(key, value, "milliseconds")?
+            }
             "logger.level" => self.logger.level = v.to_ascii_lowercase(),
             _ => {
                 return Err(ConfigError(format!(
@@ -364,6 +393,9 @@ impl Config {
                 "socket.pong_wait_ms",
                 "must be greater than socket.ping_period_ms",
             );
+        }
+        if self.notifications.purge_interval_ms == 0 {
+            return fail("notifications.purge_interval_ms", "must be greater than 0");
         }
         if self.database.node_heartbeat_ms == 0 {
             return fail("database.node_heartbeat_ms", "must be greater than 0");

@@ -79,6 +79,12 @@ pub async fn build_core(config: &Config) -> Result<Arc<core::Core>, StartError> 
     let core = Arc::new(
         core::Core::new(store, settings, config.name.clone(), cluster_bus, directory).await?,
     );
+    let n = &config.notifications;
+    core.start_purge(core::retention::RetentionSettings {
+        retention: (n.retention_sec > 0).then(|| Duration::from_secs(n.retention_sec)),
+        max_per_user: (n.max_per_user > 0).then_some(n.max_per_user),
+        interval: Duration::from_millis(n.purge_interval_ms),
+    });
     if let Some(bus) = bus {
         core.notifications.follow_cluster().await?;
         bus.listen(Arc::downgrade(&core)).await;

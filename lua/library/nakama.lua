@@ -154,7 +154,12 @@ local nk = {}
 ---@param code integer > 0, or -2000..-1000; at most 32767 if persistent.
 ---@param sender_id? string A user id; nil or "" means a system notification.
 ---@param persistent? boolean Store it in the inbox too (default false).
-function nk.notification_send(user_id, subject, content, code, sender_id, persistent) end
+---@param options? nk.SendOptions Tidings extension: when the stored notification expires.
+function nk.notification_send(user_id, subject, content, code, sender_id, persistent, options) end
+
+---@class nk.SendOptions
+---@field ttl? integer Seconds until it expires (never listed, counted or pushed after).
+---@field expires_at? integer Unix seconds when it expires (instead of ttl).
 
 ---Sends many notifications, to one or many players, in one go (stored all or nothing). Returns nothing.
 ---@param notifications nk.NotificationSend[]

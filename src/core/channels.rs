@@ -364,6 +364,7 @@ impl Channels {
                 code: CODE_DM_REQUEST,
                 sender_id: Some(session.user_id),
                 persistent: true,
+                expire_time: None,
             }])
             .await;
         if let Err(e) = sent {

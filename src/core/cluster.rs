@@ -82,6 +82,7 @@ impl From<WireNotification> for Notification {
             sender_id: n.sender_id,
             create_time: n.create_time,
             persistent: false,
+            expire_time: None,
         }
     }
 }

@@ -268,6 +268,7 @@ impl Friends {
                     code,
                     sender_id: Some(me),
                     persistent: true,
+                    expire_time: None,
                 })
             })
             .collect();

@@ -270,6 +270,7 @@ impl Groups {
                         code: CODE_GROUP_JOIN_REQUEST,
                         sender_id: Some(user),
                         persistent: true,
+                        expire_time: None,
                     })
                     .collect::<Vec<_>>();
                 if let Err(e) = self.notifications.send(batch).await {
@@ -342,6 +343,7 @@ impl Groups {
                             code: CODE_GROUP_ADD,
                             sender_id: Some(caller.unwrap_or_default()),
                             persistent: true,
+                            expire_time: None,
                         })
                         .collect::<Vec<_>>();
                     if let Err(e) = self.notifications.send(batch).await {

@@ -15,6 +15,7 @@ pub mod groups;
 pub mod inbox;
 pub mod notifications;
 pub mod presence;
+pub mod retention;
 pub mod sessions;
 pub mod social;
 pub mod store;
@@ -39,6 +40,8 @@ pub struct Core {
     pub node: String,
     /// Unix microseconds this node started.
     started_at: i64,
+    /// The background purge, stopped at close.
+    purge: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     store: Arc<dyn store::Store>,
 }
 
@@ -87,6 +90,7 @@ impl Core {
             presence,
             node,
             started_at: time::now_micros(),
+            purge: std::sync::Mutex::new(None),
         })
     }
 
@@ -136,9 +140,18 @@ impl Core {
         }])
     }
 
+    /// Starts the background purge of expired and retained-out notifications.
+    pub fn start_purge(&self, settings: retention::RetentionSettings) {
+        let task = retention::spawn(self.store.clone(), settings);
+        *self.purge.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+    }
+
     /// Tidies storage at shutdown (see `Store::close`); other nodes stop counting this
     /// node's sockets as online.
     pub async fn close(&self) {
+        if let Some(task) = self.purge.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            task.abort();
+        }
         self.presence.directory().close().await;
         if let Err(e) = self.store.close().await {
             tracing::warn!(error = %e, "closing the store");

@@ -44,6 +44,9 @@ pub struct Notification {
     /// Unix microseconds; for stored rows, the position in the user's inbox.
     pub create_time: i64,
     pub persistent: bool,
+    /// Unix microseconds after which a stored notification is neither listed nor pushed
+    /// (inbox extension; `None` for Nakama's forever).
+    pub expire_time: Option<i64>,
 }
 
 /// What a caller asks to send.
@@ -55,6 +58,8 @@ pub struct NewNotification {
     pub code: i32,
     pub sender_id: Option<Uuid>,
     pub persistent: bool,
+    /// Unix microseconds after which it is neither listed nor pushed (persistent only).
+    pub expire_time: Option<i64>,
 }
 
 /// A change to a stored notification; `None` fields stay as they are.
@@ -156,6 +161,7 @@ fn disconnect_notice(user_id: Uuid, code: i32, subject: &str) -> Notification {
         sender_id: None,
         create_time: now_micros(),
         persistent: false,
+        expire_time: None,
     }
 }
 
@@ -331,6 +337,7 @@ impl Notifications {
                         sender_id: n.sender_id,
                         create_time: now,
                         persistent: n.persistent,
+                        expire_time: n.expire_time,
                     })
                     .collect()
             })
@@ -456,6 +463,7 @@ impl Notifications {
             code,
             sender_id: Some(Uuid::nil()),
             persistent,
+            expire_time: None,
         };
         check_new(&template)?;
         if !persistent {
@@ -468,6 +476,7 @@ impl Notifications {
                 sender_id: Some(Uuid::nil()),
                 create_time: now_micros(),
                 persistent: false,
+                expire_time: None,
             };
             tell(
                 &self.bus,
@@ -628,6 +637,30 @@ impl Notifications {
         }
         Ok(n)
     }
+}
+
+/// Longest time-to-live a notification may be given: ten years.
+pub const MAX_TTL_SECS: i64 = 10 * 365 * 24 * 3600;
+
+/// The expiry (Unix microseconds) of a send that gives `ttl_secs` from now or `expires_at`
+/// (Unix seconds); at most one of them, in the future, within [`MAX_TTL_SECS`].
+pub fn expiry(ttl_secs: Option<i64>, expires_at: Option<i64>, now: i64) -> CoreResult<Option<i64>> {
+    let now_secs = now.div_euclid(1_000_000);
+    let ttl = match (ttl_secs, expires_at) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => return Err(CoreError::invalid("give ttl or expires_at, not both")),
+        (Some(ttl), None) => ttl,
+        (None, Some(at)) => at.saturating_sub(now_secs),
+    };
+    if ttl <= 0 {
+        return Err(CoreError::invalid("the notification would expire at once: ttl must be positive and expires_at in the future"));
+    }
+    if ttl > MAX_TTL_SECS {
+        return Err(CoreError::invalid(format!(
+            "ttl must be at most {MAX_TTL_SECS} seconds"
+        )));
+    }
+    Ok(Some(now + ttl * 1_000_000))
 }
 
 /// Checks a list's `limit` (1..=`max`) and decodes where its page starts: after the row the

@@ -116,6 +116,7 @@ impl Social {
                 code: CODE_FRIEND_JOINED,
                 sender_id: Some(user),
                 persistent: true,
+                expire_time: None,
             })
             .collect();
         if !batch.is_empty() {

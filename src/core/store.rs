@@ -327,6 +327,15 @@ pub trait Store: Send + Sync + 'static {
         mark: InboxMark,
         now: i64,
     ) -> StoreResult<u64>;
+    /// Up to `limit` ids of rows to purge: expired at `now`, created before `created_before`,
+    /// or beyond the newest `max_per_user` of their user. Read without blocking writes.
+    async fn purge_candidates(
+        &self,
+        now: i64,
+        created_before: Option<i64>,
+        max_per_user: Option<usize>,
+        limit: usize,
+    ) -> StoreResult<Vec<Uuid>>;
     /// The user's unread and unseen counts.
     async fn inbox_counts(&self, user_id: Uuid) -> StoreResult<InboxCounts>;
     /// Like `list_notifications`, with read/seen state, only the rows `filter` admits.

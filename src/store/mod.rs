@@ -18,7 +18,12 @@ pub(crate) const USER_COLS: &str =
     u.timezone, u.metadata, u.email, u.password, u.custom_id, u.create_time, u.update_time, \
     u.disable_time";
 pub(crate) const NOTIFICATION_COLS: &str =
-    "id, user_id, subject, content, code, sender_id, create_time";
+    "id, user_id, subject, content, code, sender_id, create_time, expire_time";
+/// The condition that hides expired notifications, for a backend whose placeholder for the
+/// current time (Unix microseconds) is `now`.
+pub(crate) fn live_sql(now: &str) -> String {
+    format!("(expire_time IS NULL OR expire_time > {now})")
+}
 pub(crate) const GROUP_COLS: &str =
     "g.id, g.creator_id, g.name, g.description, g.avatar_url, g.lang_tag, \
     g.metadata, g.open, g.edge_count, g.max_count, g.create_time, g.update_time, g.position";

@@ -16,7 +16,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
-use super::{GROUP_COLS, NOTIFICATION_COLS, USER_COLS};
+use super::{live_sql, GROUP_COLS, NOTIFICATION_COLS, USER_COLS};
 use crate::core::groups::{self, MemberOp, Transition};
 use crate::core::notifications::{Notification, NotificationUpdate};
 use crate::core::store::{
@@ -152,11 +152,13 @@ async fn insert_rows(
         .iter()
         .map(|r| r.sender_id.unwrap_or_default())
         .collect();
+    let expires: Vec<Option<i64>> = rows.iter().map(|r| r.expire_time).collect();
     tx.execute(
-        "INSERT INTO notification (user_id, create_time, id, subject, content, code, sender_id, origin) \
-         SELECT u, t, i, s, c, k, f, $8 FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], \
-         $4::text[], $5::text[], $6::smallint[], $7::uuid[]) AS x(u, t, i, s, c, k, f)",
-        &[&users, &times, &ids, &subjects, &contents, &codes, &senders, &node],
+        "INSERT INTO notification (user_id, create_time, id, subject, content, code, sender_id, \
+         expire_time, origin) \
+         SELECT u, t, i, s, c, k, f, e, $9 FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], \
+         $4::text[], $5::text[], $6::smallint[], $7::uuid[], $8::bigint[]) AS x(u, t, i, s, c, k, f, e)",
+        &[&users, &times, &ids, &subjects, &contents, &codes, &senders, &expires, &node],
     )
     .await?;
     tx.commit().await?;
@@ -222,6 +224,7 @@ fn notification_from(row: &Row) -> Notification {
         sender_id: Some(row.get(5)),
         create_time: row.get(6),
         persistent: true,
+        expire_time: row.get(7),
     }
 }
 
@@ -595,11 +598,21 @@ impl Store for PgStore {
         let (after_time, after_id) = after.unwrap_or((i64::MIN, Uuid::nil()));
         let sql = format!(
             "SELECT {NOTIFICATION_COLS} FROM notification \
-             WHERE user_id = $1 AND (create_time, id) > ($2, $3) \
-             ORDER BY create_time, id LIMIT $4"
+             WHERE user_id = $1 AND (create_time, id) > ($2, $3) AND {} \
+             ORDER BY create_time, id LIMIT $4",
+            live_sql("$5")
         );
         let rows = c
-            .query(&sql, &[&user_id, &after_time, &after_id, &(limit as i64)])
+            .query(
+                &sql,
+                &[
+                    &user_id,
+                    &after_time,
+                    &after_id,
+                    &(limit as i64),
+                    &now_micros(),
+                ],
+            )
             .await
             .map_err(pg_err)?;
         Ok(rows.iter().map(notification_from).collect())
@@ -613,9 +626,13 @@ impl Store for PgStore {
         let c = self.client().await?;
         let sql = format!(
             "SELECT {NOTIFICATION_COLS} FROM notification \
-             WHERE id = ANY($1) AND ($2::uuid IS NULL OR user_id = $2)"
+             WHERE id = ANY($1) AND ($2::uuid IS NULL OR user_id = $2) AND {}",
+            live_sql("$3")
         );
-        let rows = c.query(&sql, &[&ids, &user_id]).await.map_err(pg_err)?;
+        let rows = c
+            .query(&sql, &[&ids, &user_id, &now_micros()])
+            .await
+            .map_err(pg_err)?;
         // In the order asked for, as the SQLite store answers.
         let mut found: Vec<Notification> = rows.iter().map(notification_from).collect();
         found.sort_by_key(|n| ids.iter().position(|id| *id == n.id));
@@ -681,13 +698,42 @@ impl Store for PgStore {
         n.map_err(pg_err)
     }
 
+    async fn purge_candidates(
+        &self,
+        now: i64,
+        created_before: Option<i64>,
+        max_per_user: Option<usize>,
+        limit: usize,
+    ) -> StoreResult<Vec<Uuid>> {
+        let c = self.client().await?;
+        let limit = limit as i64;
+        let cap = max_per_user.map(|n| n as i64);
+        let rows = c
+            .query(
+                "(SELECT id FROM notification WHERE expire_time <= $1 LIMIT $4) \
+                 UNION (SELECT id FROM notification WHERE create_time < $2 LIMIT $4) \
+                 UNION (SELECT id FROM (SELECT id, row_number() OVER \
+                   (PARTITION BY user_id ORDER BY create_time DESC, id DESC) AS rn \
+                   FROM notification WHERE $3::bigint IS NOT NULL) ranked \
+                   WHERE rn > $3 LIMIT $4) \
+                 LIMIT $4",
+                &[&now, &created_before, &cap, &limit],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     async fn inbox_counts(&self, user_id: Uuid) -> StoreResult<InboxCounts> {
         let c = self.client().await?;
         let rows = c
             .query(
-                "SELECT code, count(*) FROM notification \
-                 WHERE user_id = $1 AND read_time IS NULL GROUP BY code",
-                &[&user_id],
+                &format!(
+                    "SELECT code, count(*) FROM notification \
+                     WHERE user_id = $1 AND read_time IS NULL AND {} GROUP BY code",
+                    live_sql("$2")
+                ),
+                &[&user_id, &now_micros()],
             )
             .await
             .map_err(pg_err)?;
@@ -699,8 +745,12 @@ impl Store for PgStore {
         }
         counts.unseen = c
             .query_one(
-                "SELECT count(*) FROM notification WHERE user_id = $1 AND seen_time IS NULL",
-                &[&user_id],
+                &format!(
+                    "SELECT count(*) FROM notification \
+                     WHERE user_id = $1 AND seen_time IS NULL AND {}",
+                    live_sql("$2")
+                ),
+                &[&user_id, &now_micros()],
             )
             .await
             .map_err(pg_err)?
@@ -719,9 +769,10 @@ impl Store for PgStore {
         let (after_time, after_id) = after.unwrap_or((i64::MIN, Uuid::nil()));
         let sql = format!(
             "SELECT {NOTIFICATION_COLS}, read_time, seen_time FROM notification \
-             WHERE user_id = $1 AND (create_time, id) > ($2, $3) AND {} \
+             WHERE user_id = $1 AND (create_time, id) > ($2, $3) AND {} AND {} \
              ORDER BY create_time, id LIMIT $4",
-            super::inbox_filter_sql(|n, t| format!("${n}::{t}"), 5)
+            super::inbox_filter_sql(|n, t| format!("${n}::{t}"), 5),
+            live_sql("$8")
         );
         let rows = c
             .query(
@@ -734,6 +785,7 @@ impl Store for PgStore {
                     &filter.read,
                     &filter.seen,
                     &filter.code,
+                    &now_micros(),
                 ],
             )
             .await
@@ -742,8 +794,8 @@ impl Store for PgStore {
             .iter()
             .map(|row| InboxItem {
                 notification: notification_from(row),
-                read_time: row.get(7),
-                seen_time: row.get(8),
+                read_time: row.get(8),
+                seen_time: row.get(9),
             })
             .collect())
     }
@@ -1445,10 +1497,11 @@ impl Store for PgStore {
         let c = self.client().await?;
         let sql = format!(
             "SELECT {NOTIFICATION_COLS} FROM notification WHERE create_time > $1 AND origin <> $2 \
-             ORDER BY create_time LIMIT $3"
+             AND {} ORDER BY create_time LIMIT $3",
+            live_sql("$4")
         );
         let rows = c
-            .query(&sql, &[&after, &self.node, &(limit as i64)])
+            .query(&sql, &[&after, &self.node, &(limit as i64), &now_micros()])
             .await
             .map_err(pg_err)?;
         Ok(rows.iter().map(notification_from).collect())

@@ -24,7 +24,7 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row}
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::{GROUP_COLS, NOTIFICATION_COLS, USER_COLS};
+use super::{live_sql, GROUP_COLS, NOTIFICATION_COLS, USER_COLS};
 use crate::core::groups::{self, MemberOp, Transition};
 use crate::core::notifications::{Notification, NotificationUpdate};
 use crate::core::store::{
@@ -158,6 +158,7 @@ fn notification_from(row: &Row) -> rusqlite::Result<Notification> {
         sender_id: Some(uuid_from(row, 5)?),
         create_time: row.get(6)?,
         persistent: true,
+        expire_time: row.get(7)?,
     })
 }
 
@@ -677,8 +678,8 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<Notification>> {
         self.write(move |c, state| {
             let mut stmt = c.prepare_cached(
-                "INSERT INTO notification (user_id, create_time, id, subject, content, code, sender_id) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO notification (user_id, create_time, id, subject, content, code, sender_id, \
+                 expire_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             let mut out = Vec::with_capacity(rows.len());
             let mut last = state.last_create_time;
@@ -694,6 +695,7 @@ impl Store for SqliteStore {
                     n.content,
                     n.code,
                     sender.as_bytes().to_vec(),
+                    n.expire_time,
                 ])?;
                 out.push(n);
             }
@@ -714,18 +716,21 @@ impl Store for SqliteStore {
             Some((t, id)) => (t, id.as_bytes().to_vec()),
             None => (i64::MIN, Vec::new()),
         };
+        let now = now_micros();
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {NOTIFICATION_COLS} FROM notification \
-                 WHERE user_id = ?1 AND (create_time, id) > (?2, ?3) \
-                 ORDER BY create_time, id LIMIT ?4"
+                 WHERE user_id = ?1 AND (create_time, id) > (?2, ?3) AND {} \
+                 ORDER BY create_time, id LIMIT ?4",
+                live_sql("?5")
             ))?;
             let rows = stmt.query_map(
                 params![
                     user_id.as_bytes().to_vec(),
                     after_time,
                     after_id,
-                    limit as i64
+                    limit as i64,
+                    now
                 ],
                 notification_from,
             )?;
@@ -740,15 +745,20 @@ impl Store for SqliteStore {
         user_id: Option<Uuid>,
     ) -> StoreResult<Vec<Notification>> {
         let user = user_id.map(|u| u.as_bytes().to_vec());
+        let now = now_micros();
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {NOTIFICATION_COLS} FROM notification \
-                 WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2)"
+                 WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2) AND {}",
+                live_sql("?3")
             ))?;
             let mut out = Vec::new();
             for id in ids {
                 if let Some(n) = stmt
-                    .query_row(params![id.as_bytes().to_vec(), user], notification_from)
+                    .query_row(
+                        params![id.as_bytes().to_vec(), user, now],
+                        notification_from,
+                    )
                     .optional()?
                 {
                     out.push(n);
@@ -1411,27 +1421,73 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn purge_candidates(
+        &self,
+        now: i64,
+        created_before: Option<i64>,
+        max_per_user: Option<usize>,
+        limit: usize,
+    ) -> StoreResult<Vec<Uuid>> {
+        self.read(move |c| {
+            let mut ids: Vec<Uuid> = Vec::new();
+            let mut stmt = c.prepare_cached(
+                "SELECT id FROM notification INDEXED BY notification_expiry \
+                 WHERE expire_time <= ?1 LIMIT ?2",
+            )?;
+            for id in stmt.query_map(params![now, limit as i64], |r| uuid_from(r, 0))? {
+                ids.push(id?);
+            }
+            if let Some(before) = created_before.filter(|_| ids.len() < limit) {
+                let mut stmt = c.prepare_cached(
+                    "SELECT id FROM notification WHERE create_time < ?1 LIMIT ?2",
+                )?;
+                let left = (limit - ids.len()) as i64;
+                for id in stmt.query_map(params![before, left], |r| uuid_from(r, 0))? {
+                    ids.push(id?);
+                }
+            }
+            if let Some(cap) = max_per_user.filter(|_| ids.len() < limit) {
+                let mut stmt = c.prepare_cached(
+                    "SELECT id FROM (SELECT id, row_number() OVER \
+                     (PARTITION BY user_id ORDER BY create_time DESC, id DESC) AS rn \
+                     FROM notification) WHERE rn > ?1 LIMIT ?2",
+                )?;
+                let left = (limit - ids.len()) as i64;
+                for id in stmt.query_map(params![cap as i64, left], |r| uuid_from(r, 0))? {
+                    ids.push(id?);
+                }
+            }
+            ids.sort_unstable();
+            ids.dedup();
+            Ok(ids)
+        })
+        .await
+    }
+
     async fn inbox_counts(&self, user_id: Uuid) -> StoreResult<InboxCounts> {
+        let now = now_micros();
         self.read(move |c| {
             let user = user_id.as_bytes().to_vec();
             let mut counts = InboxCounts::default();
-            let mut stmt = c.prepare_cached(
+            let mut stmt = c.prepare_cached(&format!(
                 "SELECT code, count(*) FROM notification INDEXED BY notification_unread \
-                 WHERE user_id = ?1 AND read_time IS NULL GROUP BY code",
-            )?;
-            let rows = stmt.query_map(params![user], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                 WHERE user_id = ?1 AND read_time IS NULL AND {} GROUP BY code",
+                live_sql("?2")
+            ))?;
+            let rows = stmt.query_map(params![user, now], |r| Ok((r.get(0)?, r.get(1)?)))?;
             for row in rows {
                 let (code, n): (i32, i64) = row?;
                 counts.unread += n;
                 counts.unread_by_code.insert(code, n);
             }
             counts.unseen = c
-                .prepare_cached(
+                .prepare_cached(&format!(
                     // Without statistics SQLite would walk the user's rows by primary key.
                     "SELECT count(*) FROM notification INDEXED BY notification_unseen \
-                     WHERE user_id = ?1 AND seen_time IS NULL",
-                )?
-                .query_row(params![user], |r| r.get(0))?;
+                     WHERE user_id = ?1 AND seen_time IS NULL AND {}",
+                    live_sql("?2")
+                ))?
+                .query_row(params![user, now], |r| r.get(0))?;
             Ok(counts)
         })
         .await
@@ -1448,12 +1504,14 @@ impl Store for SqliteStore {
             Some((t, id)) => (t, id.as_bytes().to_vec()),
             None => (i64::MIN, Vec::new()),
         };
+        let now = now_micros();
         self.read(move |c| {
             let sql = format!(
                 "SELECT {NOTIFICATION_COLS}, read_time, seen_time FROM notification \
-                 WHERE user_id = ?1 AND (create_time, id) > (?2, ?3) AND {} \
+                 WHERE user_id = ?1 AND (create_time, id) > (?2, ?3) AND {} AND {} \
                  ORDER BY create_time, id LIMIT ?4",
-                super::inbox_filter_sql(|n, _| format!("?{n}"), 5)
+                super::inbox_filter_sql(|n, _| format!("?{n}"), 5),
+                live_sql("?8")
             );
             let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt.query_map(
@@ -1464,13 +1522,14 @@ impl Store for SqliteStore {
                     limit as i64,
                     filter.read,
                     filter.seen,
-                    filter.code
+                    filter.code,
+                    now
                 ],
                 |row| {
                     Ok(InboxItem {
                         notification: notification_from(row)?,
-                        read_time: row.get(7)?,
-                        seen_time: row.get(8)?,
+                        read_time: row.get(8)?,
+                        seen_time: row.get(9)?,
                     })
                 },
             )?;

@@ -35,6 +35,7 @@ fn note(user: Uuid, subject: &str, persistent: bool) -> NewNotification {
         code: 1,
         sender_id: None,
         persistent,
+        expire_time: None,
     }
 }
 
@@ -185,6 +186,7 @@ async fn a_node_that_was_not_listening_catches_up_without_duplicates() {
             sender_id: Some(Uuid::nil()),
             create_time: 0,
             persistent: true,
+            expire_time: None,
         };
         tidings::core::store::Store::insert_notifications(&quiet, vec![row])
             .await

@@ -15,6 +15,7 @@ async fn stored_notifications_sessions_and_cursors_survive_a_restart() {
             code: 1,
             sender_id: Some(uuid::Uuid::nil()),
             persistent: true,
+            expire_time: None,
         })
         .collect();
     s.core.notifications.send(batch).await.unwrap();
@@ -41,6 +42,7 @@ async fn stored_notifications_sessions_and_cursors_survive_a_restart() {
         code: 1,
         sender_id: Some(uuid::Uuid::nil()),
         persistent: true,
+        expire_time: None,
     }];
     s.core.notifications.send(after_restart).await.unwrap();
     let (status, body) = s
@@ -107,6 +109,7 @@ async fn rows_after_a_restart_sort_after_rows_ahead_of_the_clock() {
         code: 1,
         sender_id: Some(uuid::Uuid::nil()),
         persistent: true,
+        expire_time: None,
     }];
     s.core.notifications.send(later).await.unwrap();
     let (_, body) = s

@@ -19,6 +19,7 @@ fn note(user: Uuid, subject: &str, code: i32) -> NewNotification {
         code,
         sender_id: None,
         persistent: true,
+        expire_time: None,
     }
 }
 
@@ -328,4 +329,149 @@ async fn scripts_mark_and_count() {
         let message = body["message"].as_str().unwrap_or("");
         assert!(message.contains(expect), "{code}: {message}");
     }
+}
+
+/// Rows of `id` left in the server's SQLite file (the purge really deleted them).
+fn rows_in_file(s: &Server, id: Uuid) -> i64 {
+    let db = rusqlite::Connection::open(s.dir.path().join("tidings.db")).expect("open db");
+    db.query_row(
+        "SELECT count(*) FROM notification WHERE id = ?1",
+        [id.as_bytes().to_vec()],
+        |r| r.get(0),
+    )
+    .expect("count")
+}
+
+async fn until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !check() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn expired_notifications_are_never_listed_and_are_purged() {
+    let path = crate::support::fixtures("good");
+    let s = Server::start_with(&[
+        ("runtime.path", path.as_str()),
+        ("notifications.purge_interval_ms", "100"),
+    ])
+    .await;
+    let u = s.user("expiring").await;
+    let uid = u.id;
+    let (status, body) = s
+        .rpc(
+            "test.eval",
+            &u.token,
+            &format!(
+                "nk.notification_send('{uid}', 'short', {{}}, 1, nil, true, {{ttl = 1}}) \
+                 nk.notifications_send({{{{user_id = '{uid}', subject = 'long', content = {{}}, \
+                 code = 1, persistent = true, expires_at = os.time() + 3600}}}}) \
+                 nk.notification_send('{uid}', 'forever', {{}}, 1, nil, true)"
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, listed) = s.get("/v2/notification?limit=10", &u.token).await;
+    let subjects = |b: &Value| -> Vec<String> {
+        b["notifications"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|n| n["subject"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(subjects(&listed), ["short", "long", "forever"]);
+    let short =
+        Uuid::parse_str(listed["notifications"][0]["id"].as_str().expect("id")).expect("uuid");
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (_, listed) = s.get("/v2/notification?limit=10", &u.token).await;
+    assert_eq!(
+        subjects(&listed),
+        ["long", "forever"],
+        "expired: never listed"
+    );
+    let (_, counts) = s.get("/v2/tidings/inbox/count", &u.token).await;
+    assert_eq!(counts["unread"], 2, "nor counted");
+    let (_, inbox) = s.get("/v2/tidings/inbox", &u.token).await;
+    assert_eq!(subjects(&inbox), ["long", "forever"]);
+    until("the purge deletes the expired row", || {
+        rows_in_file(&s, short) == 0
+    })
+    .await;
+
+    // A script's bad expiry is an argument error, not a send.
+    for (options, expect) in [
+        ("{ttl = 0}", "ttl must be positive"),
+        ("{ttl = 5, expires_at = os.time() + 60}", "not both"),
+        ("{expires_at = os.time() - 60}", "expires_at in the future"),
+        (
+            "{ttl = 'soon'}",
+            "expects ttl to be a whole number of seconds",
+        ),
+    ] {
+        let (status, body) = s
+            .rpc(
+                "test.eval",
+                &u.token,
+                &format!("nk.notification_send('{uid}', 'x', {{}}, 1, nil, true, {options})"),
+            )
+            .await;
+        assert_ne!(status, 200, "{options}");
+        let message = body["message"].as_str().unwrap_or("");
+        assert!(message.contains(expect), "{options}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn the_per_user_cap_and_retention_purge_oldest_first() {
+    let s = Server::start_with(&[
+        ("notifications.max_per_user", "3"),
+        ("notifications.purge_interval_ms", "100"),
+    ])
+    .await;
+    let u = s.user("capped").await;
+    let other = s.user("uncapped").await;
+    let mut batch: Vec<NewNotification> =
+        (1..=5).map(|i| note(u.id, &format!("n{i}"), 1)).collect();
+    batch.push(note(other.id, "mine", 1));
+    s.core.notifications.send(batch).await.expect("send");
+    let mut kept = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        let (_, listed) = s.get("/v2/notification?limit=10", &u.token).await;
+        kept = listed["notifications"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|n| n["subject"].as_str().unwrap_or("").to_string())
+            .collect::<Vec<_>>();
+        if kept.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(kept, ["n3", "n4", "n5"], "the two oldest went");
+    let (_, theirs) = s.get("/v2/notification?limit=10", &other.token).await;
+    assert_eq!(theirs["notifications"].as_array().map(Vec::len), Some(1));
+
+    let s = Server::start_with(&[
+        ("notifications.retention_sec", "1"),
+        ("notifications.purge_interval_ms", "100"),
+    ])
+    .await;
+    let u = s.user("retained").await;
+    let sent = s
+        .core
+        .notifications
+        .send(vec![note(u.id, "old news", 1)])
+        .await
+        .expect("send");
+    assert_eq!(rows_in_file(&s, sent[0].id), 1);
+    until("retention purges the row", || {
+        rows_in_file(&s, sent[0].id) == 0
+    })
+    .await;
 }

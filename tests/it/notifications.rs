@@ -15,6 +15,7 @@ fn note(user: Uuid, subject: &str, code: i32, persistent: bool) -> NewNotificati
         code,
         sender_id: Some(Uuid::nil()),
         persistent,
+        expire_time: None,
     }
 }
 

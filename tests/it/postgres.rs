@@ -35,6 +35,7 @@ async fn the_server_runs_on_postgresql() {
             code: 1,
             sender_id: None,
             persistent: true,
+            expire_time: None,
         })
         .collect();
     s.core.notifications.send(batch).await.expect("send");

@@ -173,6 +173,7 @@ async fn silent_clients_are_dropped_after_pong_wait() {
         code: 1,
         sender_id: None,
         persistent: false,
+        expire_time: None,
     }];
     s.core.notifications.send(batch).await.unwrap();
     assert_eq!(

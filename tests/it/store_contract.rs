@@ -127,6 +127,7 @@ fn notification(user: Uuid, sender: Uuid, subject: &str) -> Notification {
         sender_id: Some(sender),
         create_time: 0,
         persistent: true,
+        expire_time: None,
     }
 }
 
@@ -1082,6 +1083,65 @@ async fn inbox_state_counts_and_filters(store: &Arc<dyn Store>, run: &Run) {
         store.inbox_counts(bob.id).await.expect("bob").unread,
         1,
         "bob untouched"
+    );
+
+    // Expired rows are neither listed, got nor counted, and they are purge candidates; so are
+    // rows older than a retention and a user's oldest beyond a cap.
+    let carol = new_user(store, run, "ib-carol").await;
+    let now = now_micros();
+    let mut gone = notification(carol.id, bob.id, "gone");
+    gone.expire_time = Some(now + 200_000);
+    let mut later = notification(carol.id, bob.id, "later");
+    later.expire_time = Some(now + 3_600_000_000);
+    let rows = store
+        .insert_notifications(vec![gone, later, notification(carol.id, bob.id, "kept")])
+        .await
+        .expect("insert expiring");
+    let (gone, later, kept) = (rows[0].id, rows[1].id, rows[2].id);
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    let listed = store
+        .list_notifications(carol.id, None, 10)
+        .await
+        .expect("list");
+    assert_eq!(
+        ids_of(&listed),
+        vec![later, kept],
+        "expired rows are not listed"
+    );
+    assert!(store
+        .get_notifications(vec![gone], None)
+        .await
+        .expect("get")
+        .is_empty());
+    assert_eq!(
+        store.inbox_counts(carol.id).await.expect("counts").unread,
+        2
+    );
+    let now = now_micros();
+    let expired = store
+        .purge_candidates(now, None, None, 100)
+        .await
+        .expect("candidates");
+    assert!(expired.contains(&gone) && !expired.contains(&later) && !expired.contains(&kept));
+    let capped = store
+        .purge_candidates(now, None, Some(1), 10_000)
+        .await
+        .expect("capped");
+    assert!(
+        capped.contains(&later) && !capped.contains(&kept),
+        "oldest beyond the cap"
+    );
+    let old = store
+        .purge_candidates(now, Some(now + 1), None, 10_000)
+        .await
+        .expect("old");
+    assert!(old.contains(&kept) && old.contains(&later));
+    assert_eq!(
+        store
+            .delete_notifications(vec![gone], None)
+            .await
+            .expect("purge"),
+        1
     );
 }
 

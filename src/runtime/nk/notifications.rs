@@ -9,8 +9,9 @@ use uuid::Uuid;
 
 use super::{ret, shared, Args, NkError, NkResult, Raw};
 use crate::core::notifications::{
-    CursorMode, NewNotification, Notification, NotificationUpdate, Notifications, MAX_BATCH,
+    expiry, CursorMode, NewNotification, Notification, NotificationUpdate, Notifications, MAX_BATCH,
 };
+use crate::core::time::now_micros;
 use crate::core::{Code, CoreError};
 use crate::runtime::convert;
 use crate::runtime::vm::{Deferred, VmData};
@@ -64,7 +65,8 @@ fn subject_and_content(args: &Args, n: usize) -> NkResult<(String, String)> {
     Ok((subject, content))
 }
 
-/// `nk.notification_send(user_id, subject, content, code, sender_id?, persistent?)`.
+/// `nk.notification_send(user_id, subject, content, code, sender_id?, persistent?, options?)`;
+/// `options` (Tidings): `{ttl = seconds}` or `{expires_at = unix seconds}`.
 fn notification_send(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
     let user = args.check_string(1)?;
     let user_id =
@@ -84,6 +86,14 @@ fn notification_send(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
         })?,
     };
     let persistent = args.opt_bool(6, false)?;
+    let expire_time = match args.opt_table(7)? {
+        None => None,
+        Some(options) => {
+            let ttl = int_field(&options, "ttl").map_err(|m| args.error(7, &m))?;
+            let at = int_field(&options, "expires_at").map_err(|m| args.error(7, &m))?;
+            expiry(ttl, at, now_micros()).map_err(|e| args.error(7, &e.message))?
+        }
+    };
     send_or_defer(
         lua,
         vec![NewNotification {
@@ -93,6 +103,7 @@ fn notification_send(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
             code: code as i32,
             sender_id: Some(sender_id),
             persistent,
+            expire_time,
         }],
     )?;
     ret(lua, ())
@@ -170,6 +181,8 @@ fn one_notification(args: &Args, item: &Table) -> NkResult<NewNotification> {
     let mut user_id: Option<Uuid> = None;
     let mut sender_id = Uuid::nil();
     let mut persistent = false;
+    let ttl = int_field(item, "ttl").map_err(|m| fail(&m))?;
+    let expires_at = int_field(item, "expires_at").map_err(|m| fail(&m))?;
     for pair in item.pairs::<Value, Value>() {
         let (key, value) = pair?;
         let Value::String(key) = key else { continue };
@@ -218,6 +231,7 @@ fn one_notification(args: &Args, item: &Table) -> NkResult<NewNotification> {
     if code == 0 || code > i32::MAX as i64 {
         return Err(fail("expects code to be provided and be a number above 0"));
     }
+    let expire_time = expiry(ttl, expires_at, now_micros()).map_err(|e| fail(&e.message))?;
     Ok(NewNotification {
         user_id,
         subject,
@@ -225,7 +239,18 @@ fn one_notification(args: &Args, item: &Table) -> NkResult<NewNotification> {
         code: code as i32,
         sender_id: Some(sender_id),
         persistent,
+        expire_time,
     })
+}
+
+/// An optional whole-number field of an options table.
+fn int_field(t: &Table, name: &str) -> Result<Option<i64>, String> {
+    match t.raw_get::<Value>(name) {
+        Ok(Value::Nil) => Ok(None),
+        Ok(Value::Integer(n)) => Ok(Some(n)),
+        Ok(Value::Number(n)) if n.is_finite() && n.fract() == 0.0 => Ok(Some(n as i64)),
+        _ => Err(format!("expects {name} to be a whole number of seconds")),
+    }
 }
 
 /// `nk.notification_send_all(subject, content, code, persistent?)`.
