@@ -107,6 +107,8 @@ pub struct NotificationsConfig {
     pub max_per_user: usize,
     /// How often the purge runs.
     pub purge_interval_ms: u64,
+    /// How long a dedupe key holds.
+    pub dedupe_window_sec: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -161,6 +163,7 @@ impl Default for Config {
                 retention_sec: 0,
                 max_per_user: 0,
                 purge_interval_ms: 60_000,
+                dedupe_window_sec: 86_400,
             },
             logger: LoggerConfig {
                 level: "info".into(),
@@ -205,6 +208,7 @@ pub const KEYS: &[&str] = &[
     "notifications.retention_sec",
     "notifications.max_per_user",
     "notifications.purge_interval_ms",
+    "notifications.dedupe_window_sec",
     "logger.level",
 ];
 
@@ -306,6 +310,9 @@ impl Config {
             }
             "notifications.purge_interval_ms" => {
                 self.notifications.purge_interval_ms = parse(key, value, "milliseconds")?
+            }
+            "notifications.dedupe_window_sec" => {
+                self.notifications.dedupe_window_sec = parse(key, value, "seconds")?
             }
             "logger.level" => self.logger.level = v.to_ascii_lowercase(),
             _ => {

@@ -80,6 +80,8 @@ pub async fn build_core(config: &Config) -> Result<Arc<core::Core>, StartError> 
         core::Core::new(store, settings, config.name.clone(), cluster_bus, directory).await?,
     );
     let n = &config.notifications;
+    core.notifications
+        .set_dedupe_window(i64::try_from(n.dedupe_window_sec).unwrap_or(i64::MAX));
     core.start_purge(core::retention::RetentionSettings {
         retention: (n.retention_sec > 0).then(|| Duration::from_secs(n.retention_sec)),
         max_per_user: (n.max_per_user > 0).then_some(n.max_per_user),

@@ -154,12 +154,16 @@ local nk = {}
 ---@param code integer > 0, or -2000..-1000; at most 32767 if persistent.
 ---@param sender_id? string A user id; nil or "" means a system notification.
 ---@param persistent? boolean Store it in the inbox too (default false).
----@param options? nk.SendOptions Tidings extension: when the stored notification expires.
+---@param options? nk.SendOptions Tidings extension: expiry, dedupe and collapse keys.
+---@return string? id With a dedupe or collapse key: the stored id (the original's for a duplicate).
+---@return boolean? duplicate With a dedupe or collapse key: true when nothing new was stored.
 function nk.notification_send(user_id, subject, content, code, sender_id, persistent, options) end
 
 ---@class nk.SendOptions
 ---@field ttl? integer Seconds until it expires (never listed, counted or pushed after).
 ---@field expires_at? integer Unix seconds when it expires (instead of ttl).
+---@field dedupe_key? string Store and push once per player and key within the dedupe window; the call then returns `id, duplicate`.
+---@field collapse_key? string Replace the player's earlier notification with this key; the call then returns `id, duplicate`.
 
 ---Sends many notifications, to one or many players, in one go (stored all or nothing). Returns nothing.
 ---@param notifications nk.NotificationSend[]

@@ -365,6 +365,7 @@ impl Channels {
                 sender_id: Some(session.user_id),
                 persistent: true,
                 expire_time: None,
+                keys: Default::default(),
             }])
             .await;
         if let Err(e) = sent {

@@ -269,6 +269,7 @@ impl Friends {
                     sender_id: Some(me),
                     persistent: true,
                     expire_time: None,
+                    keys: Default::default(),
                 })
             })
             .collect();

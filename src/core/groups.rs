@@ -271,6 +271,7 @@ impl Groups {
                         sender_id: Some(user),
                         persistent: true,
                         expire_time: None,
+                        keys: Default::default(),
                     })
                     .collect::<Vec<_>>();
                 if let Err(e) = self.notifications.send(batch).await {
@@ -344,6 +345,7 @@ impl Groups {
                             sender_id: Some(caller.unwrap_or_default()),
                             persistent: true,
                             expire_time: None,
+                            keys: Default::default(),
                         })
                         .collect::<Vec<_>>();
                     if let Err(e) = self.notifications.send(batch).await {

@@ -15,7 +15,7 @@ use super::cursor::{self, Position};
 use super::error::{CoreError, CoreResult};
 use super::inbox::{Inbox, InboxChange};
 use super::presence::{Event, Outbound, Presence};
-use super::store::{Store, StoreError};
+use super::store::{KeyedInsert, SendKeys, Store, StoreError};
 use super::time::now_micros;
 
 /// Longest subject a stored notification may have (Nakama's VARCHAR(255)).
@@ -60,6 +60,8 @@ pub struct NewNotification {
     pub persistent: bool,
     /// Unix microseconds after which it is neither listed nor pushed (persistent only).
     pub expire_time: Option<i64>,
+    /// Dedupe and collapse keys (persistent only; inbox extension).
+    pub keys: SendKeys,
 }
 
 /// A change to a stored notification; `None` fields stay as they are.
@@ -95,6 +97,8 @@ pub struct Notifications {
     bus: Arc<dyn Bus>,
     /// Told of stored, deleted and updated rows, for sockets that follow the inbox.
     inbox: Arc<Inbox>,
+    /// How long a dedupe key holds, in microseconds (`notifications.dedupe_window_sec`).
+    dedupe_window: std::sync::atomic::AtomicI64,
     /// The last create_time of other nodes' rows this node has pushed; catch-ups run one at
     /// a time under this lock.
     seen: tokio::sync::Mutex<i64>,
@@ -186,6 +190,9 @@ impl Notifications {
             store,
             presence,
             inbox,
+            dedupe_window: std::sync::atomic::AtomicI64::new(
+                DEFAULT_DEDUPE_WINDOW_SECS * 1_000_000,
+            ),
             known_users: KnownUsers::default(),
             bus,
             seen: tokio::sync::Mutex::new(0),
@@ -321,6 +328,11 @@ impl Notifications {
     ) -> CoreResult<Vec<Vec<Notification>>> {
         for batch in &calls {
             Self::validate(batch)?;
+            if batch.iter().any(|n| !n.keys.is_empty()) {
+                return Err(CoreError::invalid(
+                    "a notification with dedupe_key or collapse_key is sent on its own",
+                ));
+            }
         }
         let now = now_micros();
         let mut calls: Vec<Vec<Notification>> = calls
@@ -394,6 +406,79 @@ impl Notifications {
         Ok(calls)
     }
 
+    /// Sets how long a dedupe key holds.
+    pub fn set_dedupe_window(&self, secs: i64) {
+        self.dedupe_window.store(
+            secs.saturating_mul(1_000_000),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// Sends one stored notification with a dedupe and/or collapse key (inbox extension).
+    /// A duplicate (same dedupe key for the user within the window) stores and pushes
+    /// nothing and returns the original; a collapse key first deletes the user's earlier
+    /// notifications with that key, and sockets following the inbox hear of it.
+    pub async fn send_keyed(&self, n: NewNotification) -> CoreResult<KeyedSent> {
+        check_new(&n)?;
+        if !n.persistent {
+            return Err(CoreError::invalid(
+                "dedupe_key and collapse_key apply to persistent notifications",
+            ));
+        }
+        for key in [&n.keys.dedupe_key, &n.keys.collapse_key]
+            .into_iter()
+            .flatten()
+        {
+            if key.is_empty() || key.chars().count() > MAX_KEY_CHARS {
+                return Err(CoreError::invalid(format!(
+                    "dedupe_key and collapse_key must be 1 to {MAX_KEY_CHARS} characters"
+                )));
+            }
+        }
+        self.check_recipients(std::slice::from_ref(&n)).await?;
+        let now = now_micros();
+        let window = self
+            .dedupe_window
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let row = Notification {
+            id: Uuid::now_v7(),
+            user_id: n.user_id,
+            subject: n.subject,
+            content: n.content,
+            code: n.code,
+            sender_id: n.sender_id,
+            create_time: now,
+            persistent: true,
+            expire_time: n.expire_time,
+        };
+        let outcome = self
+            .store
+            .insert_keyed(row, n.keys, now.saturating_sub(window))
+            .await
+            .map_err(|e| store_error("Error sending notifications.", e))?;
+        match outcome {
+            KeyedInsert::Duplicate(original) => Ok(KeyedSent {
+                notification: original,
+                duplicate: true,
+            }),
+            KeyedInsert::Stored { row, replaced } => {
+                if !replaced.is_empty() {
+                    self.inbox
+                        .changed(row.user_id, InboxChange::Deleted, replaced)
+                        .await;
+                }
+                self.push_grouped(std::slice::from_ref(&row));
+                if !self.bus.is_local() {
+                    self.wake_cluster();
+                }
+                Ok(KeyedSent {
+                    notification: row,
+                    duplicate: false,
+                })
+            }
+        }
+    }
+
     /// The server's own disconnect notices (-7 single_socket, -8 banned): not stored, no
     /// sender, content `{}`, delivered as the last frame of each of the user's sessions but
     /// `keep`, which then close. Made here so every implicit notification comes from this
@@ -464,6 +549,7 @@ impl Notifications {
             sender_id: Some(Uuid::nil()),
             persistent,
             expire_time: None,
+            keys: Default::default(),
         };
         check_new(&template)?;
         if !persistent {
@@ -637,6 +723,19 @@ impl Notifications {
         }
         Ok(n)
     }
+}
+
+/// How long a dedupe key holds unless configured: a day.
+pub const DEFAULT_DEDUPE_WINDOW_SECS: i64 = 24 * 3600;
+/// Longest dedupe or collapse key.
+pub const MAX_KEY_CHARS: usize = 128;
+
+/// What a keyed send did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyedSent {
+    /// The stored notification, or for a duplicate the original one.
+    pub notification: Notification,
+    pub duplicate: bool,
 }
 
 /// Longest time-to-live a notification may be given: ten years.

@@ -117,6 +117,7 @@ impl Social {
                 sender_id: Some(user),
                 persistent: true,
                 expire_time: None,
+                keys: Default::default(),
             })
             .collect();
         if !batch.is_empty() {

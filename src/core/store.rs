@@ -110,6 +110,33 @@ pub enum InboxMark {
     Seen,
 }
 
+/// The keys of a keyed send (inbox extension).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendKeys {
+    /// The same key for the same user within the dedupe window stores and pushes once.
+    pub dedupe_key: Option<String>,
+    /// Replaces the user's earlier notification with the same key.
+    pub collapse_key: Option<String>,
+}
+
+impl SendKeys {
+    pub fn is_empty(&self) -> bool {
+        self.dedupe_key.is_none() && self.collapse_key.is_none()
+    }
+}
+
+/// What a keyed insert did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyedInsert {
+    /// Stored (with its create_time); `replaced` are the ids its collapse key removed.
+    Stored {
+        row: Notification,
+        replaced: Vec<Uuid>,
+    },
+    /// A row with the same dedupe key was stored within the window: that row, untouched.
+    Duplicate(Notification),
+}
+
 /// Which of a user's rows an inbox list shows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct InboxFilter {
@@ -307,6 +334,16 @@ pub trait Store: Send + Sync + 'static {
         after: Option<(i64, Uuid)>,
         limit: usize,
     ) -> StoreResult<Vec<Notification>>;
+    /// Stores one row with dedupe and collapse keys in one transaction: when the user has a
+    /// live row with the same dedupe key created after `dedupe_after`, nothing is written and
+    /// that row is returned; otherwise the user's rows with the same collapse key are deleted
+    /// and the row is stored.
+    async fn insert_keyed(
+        &self,
+        row: Notification,
+        keys: SendKeys,
+        dedupe_after: i64,
+    ) -> StoreResult<KeyedInsert>;
     /// Rows by id, optionally only the given user's.
     async fn get_notifications(
         &self,

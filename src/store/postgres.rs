@@ -22,7 +22,8 @@ use crate::core::notifications::{Notification, NotificationUpdate};
 use crate::core::store::{
     ChannelStream, FriendChange, FriendEdge, FriendPosition, GroupFilter, GroupJoin, GroupLeave,
     GroupMembers, GroupRecord, GroupUpdate, InboxCounts, InboxFilter, InboxItem, InboxMark,
-    NewIdentity, RevokedToken, Store, StoreError, StoreResult, StoredMessage, UserRecord,
+    KeyedInsert, NewIdentity, RevokedToken, SendKeys, Store, StoreError, StoreResult,
+    StoredMessage, UserRecord,
 };
 use crate::core::time::now_micros;
 
@@ -128,9 +129,21 @@ async fn commit_group(
 async fn insert_rows(
     client: &mut deadpool_postgres::Object,
     node: &str,
-    mut rows: Vec<Notification>,
+    rows: Vec<Notification>,
 ) -> Result<Vec<Notification>, tokio_postgres::Error> {
     let tx = client.transaction().await?;
+    let rows = insert_in(&tx, node, rows).await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// Inserts rows within `tx`, taking their create_times from the cluster clock (whose row
+/// lock `tx` then holds until it ends).
+async fn insert_in(
+    tx: &deadpool_postgres::Transaction<'_>,
+    node: &str,
+    mut rows: Vec<Notification>,
+) -> Result<Vec<Notification>, tokio_postgres::Error> {
     let n = rows.len() as i64;
     let last: i64 = tx
         .query_one(
@@ -161,7 +174,6 @@ async fn insert_rows(
         &[&users, &times, &ids, &subjects, &contents, &codes, &senders, &expires, &node],
     )
     .await?;
-    tx.commit().await?;
     Ok(rows)
 }
 
@@ -616,6 +628,64 @@ impl Store for PgStore {
             .await
             .map_err(pg_err)?;
         Ok(rows.iter().map(notification_from).collect())
+    }
+
+    async fn insert_keyed(
+        &self,
+        row: Notification,
+        keys: SendKeys,
+        dedupe_after: i64,
+    ) -> StoreResult<KeyedInsert> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        // Serialises keyed sends to one user across nodes, so two nodes cannot both find no
+        // duplicate and both insert.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 7))",
+            &[&row.user_id],
+        )
+        .await
+        .map_err(pg_err)?;
+        if let Some(key) = &keys.dedupe_key {
+            let sql = format!(
+                "SELECT {NOTIFICATION_COLS} FROM notification \
+                 WHERE user_id = $1 AND dedupe_key = $2 AND create_time > $3 AND {} \
+                 ORDER BY create_time DESC LIMIT 1",
+                live_sql("$4")
+            );
+            let found = tx
+                .query_opt(&sql, &[&row.user_id, key, &dedupe_after, &now_micros()])
+                .await
+                .map_err(pg_err)?;
+            if let Some(original) = found {
+                return Ok(KeyedInsert::Duplicate(notification_from(&original)));
+            }
+        }
+        let mut replaced = Vec::new();
+        if let Some(key) = &keys.collapse_key {
+            let rows = tx
+                .query(
+                    "DELETE FROM notification WHERE user_id = $1 AND collapse_key = $2 RETURNING id",
+                    &[&row.user_id, key],
+                )
+                .await
+                .map_err(pg_err)?;
+            replaced = rows.iter().map(|r| r.get(0)).collect();
+        }
+        let mut stored = insert_in(&tx, &self.node, vec![row])
+            .await
+            .map_err(pg_err)?;
+        let row = stored
+            .pop()
+            .ok_or_else(|| StoreError::Internal("keyed insert stored nothing".into()))?;
+        tx.execute(
+            "UPDATE notification SET dedupe_key = $2, collapse_key = $3 WHERE id = $1",
+            &[&row.id, &keys.dedupe_key, &keys.collapse_key],
+        )
+        .await
+        .map_err(pg_err)?;
+        tx.commit().await.map_err(pg_err)?;
+        Ok(KeyedInsert::Stored { row, replaced })
     }
 
     async fn get_notifications(

@@ -30,7 +30,8 @@ use crate::core::notifications::{Notification, NotificationUpdate};
 use crate::core::store::{
     ChannelStream, FriendChange, FriendEdge, FriendPosition, GroupFilter, GroupJoin, GroupLeave,
     GroupMembers, GroupRecord, GroupUpdate, InboxCounts, InboxFilter, InboxItem, InboxMark,
-    NewIdentity, RevokedToken, Store, StoreError, StoreResult, StoredMessage, UserRecord,
+    KeyedInsert, NewIdentity, RevokedToken, SendKeys, Store, StoreError, StoreResult,
+    StoredMessage, UserRecord,
 };
 use crate::core::time::now_micros;
 
@@ -160,6 +161,39 @@ fn notification_from(row: &Row) -> rusqlite::Result<Notification> {
         persistent: true,
         expire_time: row.get(7)?,
     })
+}
+
+/// Inserts rows in the writer's transaction with strictly increasing create_times.
+fn insert_rows(
+    c: &Connection,
+    state: &mut WriterState,
+    rows: Vec<Notification>,
+) -> rusqlite::Result<Vec<Notification>> {
+    let mut stmt = c.prepare_cached(
+        "INSERT INTO notification (user_id, create_time, id, subject, content, code, sender_id, \
+         expire_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    let mut out = Vec::with_capacity(rows.len());
+    let mut last = state.last_create_time;
+    for mut n in rows {
+        last = now_micros().max(last + 1);
+        n.create_time = last;
+        let sender = n.sender_id.unwrap_or_default();
+        stmt.execute(params![
+            n.user_id.as_bytes().to_vec(),
+            n.create_time,
+            n.id.as_bytes().to_vec(),
+            n.subject,
+            n.content,
+            n.code,
+            sender.as_bytes().to_vec(),
+            n.expire_time,
+        ])?;
+        out.push(n);
+    }
+    // Only advance once every row went in; a failed job leaves no gap behind.
+    state.last_create_time = last;
+    Ok(out)
 }
 
 fn user_from(row: &Row) -> rusqlite::Result<UserRecord> {
@@ -676,32 +710,48 @@ impl Store for SqliteStore {
         &self,
         rows: Vec<Notification>,
     ) -> StoreResult<Vec<Notification>> {
+        self.write(move |c, state| insert_rows(c, state, rows))
+            .await
+    }
+
+    async fn insert_keyed(
+        &self,
+        row: Notification,
+        keys: SendKeys,
+        dedupe_after: i64,
+    ) -> StoreResult<KeyedInsert> {
         self.write(move |c, state| {
-            let mut stmt = c.prepare_cached(
-                "INSERT INTO notification (user_id, create_time, id, subject, content, code, sender_id, \
-                 expire_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?;
-            let mut out = Vec::with_capacity(rows.len());
-            let mut last = state.last_create_time;
-            for mut n in rows {
-                last = now_micros().max(last + 1);
-                n.create_time = last;
-                let sender = n.sender_id.unwrap_or_default();
-                stmt.execute(params![
-                    n.user_id.as_bytes().to_vec(),
-                    n.create_time,
-                    n.id.as_bytes().to_vec(),
-                    n.subject,
-                    n.content,
-                    n.code,
-                    sender.as_bytes().to_vec(),
-                    n.expire_time,
-                ])?;
-                out.push(n);
+            let user = row.user_id.as_bytes().to_vec();
+            if let Some(key) = &keys.dedupe_key {
+                let found = c
+                    .prepare_cached(&format!(
+                        "SELECT {NOTIFICATION_COLS} FROM notification \
+                         WHERE user_id = ?1 AND dedupe_key = ?2 AND create_time > ?3 AND {} \
+                         ORDER BY create_time DESC LIMIT 1",
+                        live_sql("?4")
+                    ))?
+                    .query_row(params![user, key, dedupe_after, now_micros()], notification_from)
+                    .optional()?;
+                if let Some(original) = found {
+                    return Ok(KeyedInsert::Duplicate(original));
+                }
             }
-            // Only advance once every row went in; a failed job leaves no gap behind.
-            state.last_create_time = last;
-            Ok(out)
+            let mut replaced = Vec::new();
+            if let Some(key) = &keys.collapse_key {
+                let mut stmt = c.prepare_cached(
+                    "DELETE FROM notification WHERE user_id = ?1 AND collapse_key = ?2 RETURNING id",
+                )?;
+                for id in stmt.query_map(params![user, key], |r| uuid_from(r, 0))? {
+                    replaced.push(id?);
+                }
+            }
+            let mut stored = insert_rows(c, state, vec![row])?;
+            let row = stored.pop().ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+            c.prepare_cached(
+                "UPDATE notification SET dedupe_key = ?2, collapse_key = ?3 WHERE id = ?1",
+            )?
+            .execute(params![row.id.as_bytes().to_vec(), keys.dedupe_key, keys.collapse_key])?;
+            Ok(KeyedInsert::Stored { row, replaced })
         })
         .await
     }

@@ -36,6 +36,7 @@ fn note(user: Uuid, subject: &str, persistent: bool) -> NewNotification {
         sender_id: None,
         persistent,
         expire_time: None,
+        keys: Default::default(),
     }
 }
 

@@ -16,6 +16,7 @@ async fn stored_notifications_sessions_and_cursors_survive_a_restart() {
             sender_id: Some(uuid::Uuid::nil()),
             persistent: true,
             expire_time: None,
+            keys: Default::default(),
         })
         .collect();
     s.core.notifications.send(batch).await.unwrap();
@@ -43,6 +44,7 @@ async fn stored_notifications_sessions_and_cursors_survive_a_restart() {
         sender_id: Some(uuid::Uuid::nil()),
         persistent: true,
         expire_time: None,
+        keys: Default::default(),
     }];
     s.core.notifications.send(after_restart).await.unwrap();
     let (status, body) = s
@@ -110,6 +112,7 @@ async fn rows_after_a_restart_sort_after_rows_ahead_of_the_clock() {
         sender_id: Some(uuid::Uuid::nil()),
         persistent: true,
         expire_time: None,
+        keys: Default::default(),
     }];
     s.core.notifications.send(later).await.unwrap();
     let (_, body) = s

@@ -20,6 +20,7 @@ fn note(user: Uuid, subject: &str, code: i32) -> NewNotification {
         sender_id: None,
         persistent: true,
         expire_time: None,
+        keys: Default::default(),
     }
 }
 
@@ -474,4 +475,146 @@ async fn the_per_user_cap_and_retention_purge_oldest_first() {
         rows_in_file(&s, sent[0].id) == 0
     })
     .await;
+}
+
+#[tokio::test]
+async fn dedupe_and_collapse_hold_under_concurrent_sends() {
+    let path = crate::support::fixtures("good");
+    let s = Server::start_with(&[("runtime.path", path.as_str())]).await;
+    let u = s.user("keyed").await;
+    let uid = u.id;
+    let eval = |code: String| {
+        let s = &s;
+        let token = u.token.clone();
+        async move { s.rpc("test.eval", &token, &code).await }
+    };
+    let send = |key: &str, subject: &str| {
+        format!(
+            "local id, dup = nk.notification_send('{uid}', '{subject}', {{}}, 1, nil, true, {{{key}}}) \
+             return id .. ',' .. tostring(dup)"
+        )
+    };
+
+    // The same dedupe key twice: stored and pushed once, the second answer names the first.
+    let mut ws = inbox_socket(&s, &u.token).await;
+    let (_, first) = eval(send("dedupe_key = 'gift-1'", "gift")).await;
+    let (_, second) = eval(send("dedupe_key = 'gift-1'", "gift again")).await;
+    let first = first["payload"].as_str().expect("payload").to_string();
+    let second = second["payload"].as_str().expect("payload").to_string();
+    let id = first.strip_suffix(",false").expect("stored").to_string();
+    assert_eq!(
+        second,
+        format!("{id},true"),
+        "the duplicate names the original"
+    );
+    let frame = next_json(&mut ws).await;
+    assert_eq!(
+        frame["notifications"]["notifications"][0]["subject"],
+        "gift"
+    );
+    assert_eq!(inbox_frame(&mut ws).await["change"], "stored");
+    assert!(
+        silent(&mut ws, Duration::from_millis(200)).await,
+        "the duplicate was not pushed"
+    );
+
+    // Ten concurrent sends with one key: one row.
+    let sends: Vec<_> = (0..10)
+        .map(|i| eval(send("dedupe_key = 'race'", &format!("race {i}"))))
+        .collect();
+    let answers = futures_util::future::join_all(sends).await;
+    let ids: std::collections::HashSet<String> = answers
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 200, "{body}");
+            body["payload"]
+                .as_str()
+                .unwrap_or("")
+                .split(',')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        ids.len(),
+        1,
+        "every concurrent send answered with the same id"
+    );
+
+    // Collapse: the new one replaces the old, live and in the list.
+    let (_, energy) = eval(send("collapse_key = 'energy'", "energy 50")).await;
+    let old = energy["payload"]
+        .as_str()
+        .unwrap_or("")
+        .split(',')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let collapses: Vec<_> = (0..10)
+        .map(|i| {
+            eval(send(
+                "collapse_key = 'energy'",
+                &format!("energy {}", 60 + i),
+            ))
+        })
+        .collect();
+    futures_util::future::join_all(collapses).await;
+    let (_, full) = eval(send("collapse_key = 'energy'", "energy 100")).await;
+    assert!(full["payload"].as_str().unwrap_or("").ends_with(",false"));
+    let (_, listed) = s.get("/v2/notification?limit=100", &u.token).await;
+    let subjects: Vec<&str> = listed["notifications"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n["subject"].as_str())
+        .collect();
+    assert_eq!(
+        subjects
+            .iter()
+            .filter(|s| s.starts_with("energy"))
+            .collect::<Vec<_>>(),
+        vec![&"energy 100"],
+        "one energy notification is left: {subjects:?}"
+    );
+    assert_eq!(subjects.iter().filter(|s| s.starts_with("race")).count(), 1);
+    let mut saw_replacement = false;
+    for _ in 0..80 {
+        let frame = next_json(&mut ws).await;
+        if frame["tidings_inbox"]["change"] == "deleted"
+            && frame["tidings_inbox"]["ids"] == json!([old])
+        {
+            saw_replacement = true;
+            break;
+        }
+    }
+    assert!(
+        saw_replacement,
+        "the socket heard that energy 50 was replaced"
+    );
+
+    // Keys are for stored notifications sent one at a time.
+    for (code, expect) in [
+        (
+            format!("nk.notification_send('{uid}', 'x', {{}}, 1, nil, false, {{dedupe_key = 'k'}})"),
+            "apply to persistent notifications",
+        ),
+        (
+            format!(
+                "nk.notification_send('{uid}', 'x', {{}}, 1, nil, true, {{collapse_key = string.rep('k', 129)}})"
+            ),
+            "1 to 128 characters",
+        ),
+        (
+            format!(
+                "nk.notifications_send({{{{user_id = '{uid}', subject = 'x', content = {{}}, code = 1, dedupe_key = 'k'}}}})"
+            ),
+            "only accepted by nk.notification_send",
+        ),
+    ] {
+        let (status, body) = eval(code.clone()).await;
+        assert_ne!(status, 200, "{code}");
+        let message = body["message"].as_str().unwrap_or("");
+        assert!(message.contains(expect), "{code}: {message}");
+    }
 }

@@ -16,6 +16,7 @@ fn note(user: Uuid, subject: &str, code: i32, persistent: bool) -> NewNotificati
         sender_id: Some(Uuid::nil()),
         persistent,
         expire_time: None,
+        keys: Default::default(),
     }
 }
 

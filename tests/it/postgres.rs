@@ -36,6 +36,7 @@ async fn the_server_runs_on_postgresql() {
             sender_id: None,
             persistent: true,
             expire_time: None,
+            keys: Default::default(),
         })
         .collect();
     s.core.notifications.send(batch).await.expect("send");

@@ -174,6 +174,7 @@ async fn silent_clients_are_dropped_after_pong_wait() {
         sender_id: None,
         persistent: false,
         expire_time: None,
+        keys: Default::default(),
     }];
     s.core.notifications.send(batch).await.unwrap();
     assert_eq!(

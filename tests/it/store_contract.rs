@@ -1143,6 +1143,91 @@ async fn inbox_state_counts_and_filters(store: &Arc<dyn Store>, run: &Run) {
             .expect("purge"),
         1
     );
+    keyed_inserts(store, run, bob.id).await;
+}
+
+async fn keyed_inserts(store: &Arc<dyn Store>, run: &Run, sender: Uuid) {
+    // Concurrent keyed inserts with one dedupe key store one row; a collapse key replaces the
+    // earlier rows; a dedupe key older than the window no longer holds.
+    use tidings::core::store::{KeyedInsert, SendKeys};
+    let dave = new_user(store, run, "ib-dave").await;
+    let dedupe = SendKeys {
+        dedupe_key: Some("gift".into()),
+        collapse_key: None,
+    };
+    let racers = (0..8).map(|i| {
+        store.insert_keyed(
+            notification(dave.id, sender, &format!("gift {i}")),
+            dedupe.clone(),
+            now_micros() - 60_000_000,
+        )
+    });
+    let outcomes = futures_util::future::join_all(racers).await;
+    let stored = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(KeyedInsert::Stored { .. })))
+        .count();
+    assert_eq!(
+        stored, 1,
+        "one of eight concurrent sends stored: {outcomes:?}"
+    );
+    let originals: std::collections::HashSet<Uuid> = outcomes
+        .iter()
+        .map(|o| match o {
+            Ok(KeyedInsert::Stored { row, .. }) | Ok(KeyedInsert::Duplicate(row)) => row.id,
+            Err(e) => panic!("keyed insert failed: {e}"),
+        })
+        .collect();
+    assert_eq!(originals.len(), 1, "every duplicate names the stored row");
+    let later = store
+        .insert_keyed(
+            notification(dave.id, sender, "gift later"),
+            dedupe,
+            now_micros(),
+        )
+        .await
+        .expect("outside the window");
+    assert!(
+        matches!(later, KeyedInsert::Stored { .. }),
+        "the window has passed"
+    );
+
+    let collapse = SendKeys {
+        dedupe_key: None,
+        collapse_key: Some("energy".into()),
+    };
+    let first = match store
+        .insert_keyed(
+            notification(dave.id, sender, "energy 1"),
+            collapse.clone(),
+            0,
+        )
+        .await
+        .expect("collapse 1")
+    {
+        KeyedInsert::Stored { row, replaced } => {
+            assert!(replaced.is_empty());
+            row.id
+        }
+        other => panic!("not stored: {other:?}"),
+    };
+    match store
+        .insert_keyed(notification(dave.id, sender, "energy 2"), collapse, 0)
+        .await
+        .expect("collapse 2")
+    {
+        KeyedInsert::Stored { replaced, .. } => assert_eq!(replaced, vec![first]),
+        other => panic!("not stored: {other:?}"),
+    }
+    let subjects: Vec<String> = store
+        .list_notifications(dave.id, None, 100)
+        .await
+        .expect("list dave")
+        .into_iter()
+        .map(|n| n.subject)
+        .filter(|s| s.starts_with("energy"))
+        .collect();
+    assert_eq!(subjects, ["energy 2"]);
 }
 
 async fn notifications_are_got_deleted_and_updated_by_id(store: &Arc<dyn Store>, run: &Run) {

@@ -11,6 +11,7 @@ use super::{ret, shared, Args, NkError, NkResult, Raw};
 use crate::core::notifications::{
     expiry, CursorMode, NewNotification, Notification, NotificationUpdate, Notifications, MAX_BATCH,
 };
+use crate::core::store::SendKeys;
 use crate::core::time::now_micros;
 use crate::core::{Code, CoreError};
 use crate::runtime::convert;
@@ -86,27 +87,56 @@ fn notification_send(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
         })?,
     };
     let persistent = args.opt_bool(6, false)?;
-    let expire_time = match args.opt_table(7)? {
-        None => None,
+    let (expire_time, keys) = match args.opt_table(7)? {
+        None => (None, SendKeys::default()),
         Some(options) => {
             let ttl = int_field(&options, "ttl").map_err(|m| args.error(7, &m))?;
             let at = int_field(&options, "expires_at").map_err(|m| args.error(7, &m))?;
-            expiry(ttl, at, now_micros()).map_err(|e| args.error(7, &e.message))?
+            let keys = SendKeys {
+                dedupe_key: string_field(&options, "dedupe_key").map_err(|m| args.error(7, &m))?,
+                collapse_key: string_field(&options, "collapse_key")
+                    .map_err(|m| args.error(7, &m))?,
+            };
+            let expire_time =
+                expiry(ttl, at, now_micros()).map_err(|e| args.error(7, &e.message))?;
+            (expire_time, keys)
         }
     };
-    send_or_defer(
-        lua,
-        vec![NewNotification {
-            user_id,
-            subject,
-            content,
-            code: code as i32,
-            sender_id: Some(sender_id),
-            persistent,
-            expire_time,
-        }],
-    )?;
-    ret(lua, ())
+    let n = NewNotification {
+        user_id,
+        subject,
+        content,
+        code: code as i32,
+        sender_id: Some(sender_id),
+        persistent,
+        expire_time,
+        keys,
+    };
+    if n.keys.is_empty() {
+        send_or_defer(lua, vec![n])?;
+        return ret(lua, ());
+    }
+    // A keyed send answers with the id it stored (or the original's, for a duplicate), so
+    // it goes at once, after whatever the call sent before it.
+    flush_deferred(lua)?;
+    let rt = shared(lua)?;
+    let sent = rt
+        .handle
+        .block_on(rt.core.notifications.send_keyed(n))
+        .map_err(|e| match e.code {
+            crate::core::Code::InvalidArgument => args.error(7, &e.message),
+            _ => send_failed(e),
+        })?;
+    ret(lua, (sent.notification.id.to_string(), sent.duplicate))
+}
+
+/// An optional string field of an options table.
+fn string_field(t: &Table, name: &str) -> Result<Option<String>, String> {
+    match t.raw_get::<Value>(name) {
+        Ok(Value::Nil) => Ok(None),
+        Ok(Value::String(s)) => Ok(Some(s.to_string_lossy())),
+        _ => Err(format!("expects {name} to be a string")),
+    }
 }
 
 /// Sends a checked batch, or, during a call, holds it back to be committed with the call's
@@ -182,6 +212,13 @@ fn one_notification(args: &Args, item: &Table) -> NkResult<NewNotification> {
     let mut sender_id = Uuid::nil();
     let mut persistent = false;
     let ttl = int_field(item, "ttl").map_err(|m| fail(&m))?;
+    for key in ["dedupe_key", "collapse_key"] {
+        if !matches!(item.raw_get::<Value>(key), Ok(Value::Nil)) {
+            return Err(fail(&format!(
+                "{key} is only accepted by nk.notification_send (a keyed send goes on its own)"
+            )));
+        }
+    }
     let expires_at = int_field(item, "expires_at").map_err(|m| fail(&m))?;
     for pair in item.pairs::<Value, Value>() {
         let (key, value) = pair?;
@@ -240,6 +277,7 @@ fn one_notification(args: &Args, item: &Table) -> NkResult<NewNotification> {
         sender_id: Some(sender_id),
         persistent,
         expire_time,
+        keys: Default::default(),
     })
 }
 
