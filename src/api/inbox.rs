@@ -8,6 +8,11 @@
 //! - `POST /v2/tidings/inbox/read|unread|seen` with `{"ids":[...]}` or `{"all":true}`
 //!   (`unread` needs ids): `{"changed", ...counts}`.
 //!
+//! - `POST /v2/tidings/notification?http_key=`: sends from a game's servers with the
+//!   extension's options per item: `{"notifications":[{user_id, subject, content, code,
+//!   sender_id?, persistent?, ttl? | expires_at?, dedupe_key?, collapse_key?}]}` →
+//!   `{"notifications":[{id, duplicate}]}`.
+//!
 //! Sockets opened with `tidings_inbox=true` receive `{"tidings_inbox":{...}}` frames
 //! ([`event_frame`]) whenever the user's inbox changes on any device.
 
@@ -25,9 +30,10 @@ use super::notifications::parse_notification_id;
 use super::wire::{View, WireNotification};
 use super::{auth, body_limited, decode_body, json_reply, query_get, query_pairs, with_ctx, Ctx};
 use crate::core::inbox::InboxEvent;
+use crate::core::notifications::{expiry, NewNotification};
 use crate::core::sessions::SessionUser;
-use crate::core::store::{InboxCounts, InboxFilter, InboxMark};
-use crate::core::time::rfc3339_secs;
+use crate::core::store::{InboxCounts, InboxFilter, InboxMark, SendKeys};
+use crate::core::time::{now_micros, rfc3339_secs};
 
 /// Largest mark body (1000 ids).
 const MAX_BODY: usize = 64 * 1024;
@@ -52,13 +58,19 @@ pub fn routes(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Rejec
                 .map_err(ApiError::from)?;
             Ok::<_, Rejection>(json_reply(&Value::Object(counts_json(&counts))))
         });
+    let ctx_send = ctx.clone();
     let mark = warp::path!("v2" / "tidings" / "inbox" / String)
         .and(warp::post())
         .and(auth::session(ctx.clone()))
         .and(body_limited(MAX_BODY))
         .and(with_ctx(ctx))
         .and_then(mark_handler);
-    list.or(count).unify().or(mark).unify()
+    list.or(count)
+        .unify()
+        .or(mark)
+        .unify()
+        .or(send_route(ctx_send))
+        .unify()
 }
 
 /// The counts as the routes and inbox frames carry them.
@@ -202,4 +214,98 @@ async fn mark_handler(
     let mut body = counts_json(&counts);
     body.insert("changed".into(), changed.into());
     Ok(json_reply(&Value::Object(body)))
+}
+
+/// One item of `POST /v2/tidings/notification`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendItem {
+    user_id: String,
+    subject: String,
+    #[serde(default)]
+    content: Option<Value>,
+    code: i64,
+    #[serde(default)]
+    sender_id: Option<String>,
+    #[serde(default)]
+    persistent: bool,
+    #[serde(default)]
+    ttl: Option<i64>,
+    #[serde(default)]
+    expires_at: Option<i64>,
+    #[serde(default)]
+    dedupe_key: Option<String>,
+    #[serde(default)]
+    collapse_key: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct SendBody {
+    notifications: Vec<SendItem>,
+}
+
+/// Largest send body.
+const MAX_SEND_BODY: usize = 4 * 1024 * 1024;
+
+/// `POST /v2/tidings/notification?http_key=`: sends from a game's own servers, with the
+/// extension's options (`ttl`/`expires_at`, `dedupe_key`, `collapse_key`) per item.
+pub fn send_route(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("v2" / "tidings" / "notification")
+        .and(warp::post())
+        .and(auth::http_key(ctx.clone()))
+        .and(body_limited(MAX_SEND_BODY))
+        .and(with_ctx(ctx))
+        .and_then(send_handler)
+}
+
+fn new_notification(item: SendItem, now: i64) -> Result<NewNotification, ApiError> {
+    let user_id = Uuid::parse_str(&item.user_id)
+        .map_err(|_| ApiError::invalid("user_id must be a valid id"))?;
+    let sender_id = match item.sender_id.as_deref() {
+        None | Some("") => Uuid::nil(),
+        Some(s) => {
+            Uuid::parse_str(s).map_err(|_| ApiError::invalid("sender_id must be a valid id"))?
+        }
+    };
+    let content = match item.content {
+        None => "{}".to_string(),
+        Some(v @ Value::Object(_)) => v.to_string(),
+        Some(_) => return Err(ApiError::invalid("content must be a JSON object")),
+    };
+    if item.code <= 0 || item.code > i64::from(i32::MAX) {
+        return Err(ApiError::invalid("code must be a positive number"));
+    }
+    Ok(NewNotification {
+        user_id,
+        subject: item.subject,
+        content,
+        code: item.code as i32,
+        sender_id: Some(sender_id),
+        persistent: item.persistent,
+        expire_time: expiry(item.ttl, item.expires_at, now)?,
+        keys: SendKeys {
+            dedupe_key: item.dedupe_key,
+            collapse_key: item.collapse_key,
+        },
+    })
+}
+
+async fn send_handler(body: Bytes, ctx: Arc<Ctx>) -> Result<Response, Rejection> {
+    let b: SendBody = decode_body(&body)?;
+    if b.notifications.is_empty() {
+        return Err(ApiError::invalid("notifications must not be empty").into());
+    }
+    let now = now_micros();
+    let items = b
+        .notifications
+        .into_iter()
+        .map(|item| new_notification(item, now))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sent = ctx.core.notifications.send_in_order(items).await?;
+    let out: Vec<Value> = sent
+        .iter()
+        .map(|s| json!({ "id": s.notification.id.to_string(), "duplicate": s.duplicate }))
+        .collect();
+    Ok(json_reply(&json!({ "notifications": out })))
 }

@@ -479,6 +479,46 @@ impl Notifications {
         }
     }
 
+    /// Sends items in order, the keyed ones one at a time ([`Self::send_keyed`]) and each run
+    /// of plain ones as one batch. Returns, per item, what was sent (for a duplicate, the
+    /// original). Stops at the first error; what was sent before it stays sent.
+    pub async fn send_in_order(&self, items: Vec<NewNotification>) -> CoreResult<Vec<KeyedSent>> {
+        if items.len() > MAX_BATCH {
+            return Err(CoreError::invalid(format!(
+                "at most {MAX_BATCH} notifications"
+            )));
+        }
+        let mut out = Vec::with_capacity(items.len());
+        let mut plain: Vec<NewNotification> = Vec::new();
+        for n in items {
+            if n.keys.is_empty() {
+                plain.push(n);
+                continue;
+            }
+            if !plain.is_empty() {
+                out.extend(self.send_plain(std::mem::take(&mut plain)).await?);
+            }
+            out.push(self.send_keyed(n).await?);
+        }
+        if !plain.is_empty() {
+            out.extend(self.send_plain(plain).await?);
+        }
+        Ok(out)
+    }
+
+    async fn send_plain(&self, batch: Vec<NewNotification>) -> CoreResult<Vec<KeyedSent>> {
+        self.check_recipients(&batch).await?;
+        Ok(self
+            .send(batch)
+            .await?
+            .into_iter()
+            .map(|notification| KeyedSent {
+                notification,
+                duplicate: false,
+            })
+            .collect())
+    }
+
     /// The server's own disconnect notices (-7 single_socket, -8 banned): not stored, no
     /// sender, content `{}`, delivered as the last frame of each of the user's sessions but
     /// `keep`, which then close. Made here so every implicit notification comes from this

@@ -618,3 +618,91 @@ async fn dedupe_and_collapse_hold_under_concurrent_sends() {
         assert!(message.contains(expect), "{code}: {message}");
     }
 }
+
+#[tokio::test]
+async fn game_servers_send_with_expiry_and_keys_over_rest() {
+    let s = Server::start().await;
+    let u = s.user("rest_target").await;
+    let send = |body: Value| {
+        let s = &s;
+        async move {
+            s.call(
+                reqwest::Method::POST,
+                "/v2/tidings/notification?http_key=defaulthttpkey",
+                None,
+                Some(&body.to_string()),
+            )
+            .await
+        }
+    };
+    let item = |subject: &str, extra: Value| {
+        let mut v = json!({"user_id": u.id.to_string(), "subject": subject, "content": {"a": 1},
+                           "code": 9, "persistent": true});
+        if let (Value::Object(m), Value::Object(e)) = (&mut v, extra) {
+            m.extend(e);
+        }
+        v
+    };
+    let (status, body) = send(json!({"notifications": [
+        item("plain", json!({})),
+        item("once", json!({"dedupe_key": "d"})),
+        item("once again", json!({"dedupe_key": "d"})),
+        item("brief", json!({"ttl": 1})),
+    ]}))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let sent = body["notifications"]
+        .as_array()
+        .expect("notifications")
+        .clone();
+    assert_eq!(sent.len(), 4);
+    assert_eq!(
+        sent[2]["id"], sent[1]["id"],
+        "the duplicate names the original"
+    );
+    assert_eq!(
+        sent.iter()
+            .map(|s| s["duplicate"].clone())
+            .collect::<Vec<_>>(),
+        [json!(false), json!(false), json!(true), json!(false)]
+    );
+    let (_, listed) = s.get("/v2/notification?limit=10", &u.token).await;
+    let subjects: Vec<&str> = listed["notifications"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n["subject"].as_str())
+        .collect();
+    assert_eq!(subjects, ["plain", "once", "brief"]);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (_, listed) = s.get("/v2/notification?limit=10", &u.token).await;
+    assert_eq!(
+        listed["notifications"].as_array().map(Vec::len),
+        Some(2),
+        "brief expired"
+    );
+
+    // Refused: no key, a bad key, bad items (400 in Nakama's shape), nothing sent.
+    let (status, _) = s
+        .call(
+            reqwest::Method::POST,
+            "/v2/tidings/notification",
+            None,
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(status, 401);
+    for bad in [
+        json!({"notifications": []}),
+        json!({"notifications": [item("x", json!({"ttl": 0}))]}),
+        json!({"notifications": [item("x", json!({"user_id": "nope"}))]}),
+        json!({"notifications": [item("x", json!({"content": [1]}))]}),
+        json!({"notifications": [item("x", json!({"code": 0}))]}),
+        json!({"notifications": [item("x", json!({"surprise": 1}))]}),
+        json!({"notifications": [item("x", json!({"persistent": false, "dedupe_key": "k"}))]}),
+    ] {
+        let (status, err) = send(bad.clone()).await;
+        assert_eq!(status, 400, "{bad}: {err}");
+        assert_eq!(err["code"], 3, "{err}");
+    }
+}
