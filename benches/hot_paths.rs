@@ -7,7 +7,7 @@
 //! - `store`: the SQLite store (`store::SqliteStore`) in a temporary directory: one 100-row page
 //!   from the middle of a 10,000-row inbox, and inserts of 1 and of 100 notifications, each
 //!   insert being one committed transaction; the inbox extension's unread count over those
-//!   10,000 unread rows.
+//!   10,000 unread rows; a keyed insert with a new dedupe key and with a repeated one.
 //!
 //! Run all of them (about a minute on 2 cores) with
 //!
@@ -206,6 +206,41 @@ fn bench_store(c: &mut Criterion) {
             rt.block_on(store.inbox_counts(black_box(reader)))
                 .expect("count the inbox")
         })
+    });
+    // Keyed sends (inbox extension): a new dedupe key (stored), and a repeat (duplicate).
+    group.throughput(Throughput::Elements(1));
+    let keys = |key: String| tidings::core::store::SendKeys {
+        dedupe_key: Some(key),
+        collapse_key: None,
+    };
+    let mut fresh = 0u64;
+    group.bench_function("insert_keyed_new", |b| {
+        b.iter_batched(
+            || {
+                fresh += 1;
+                (
+                    notifications(writer, 1).remove(0),
+                    keys(format!("k{fresh}")),
+                )
+            },
+            |(row, k)| {
+                rt.block_on(store.insert_keyed(row, k, 0))
+                    .expect("keyed insert")
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    rt.block_on(store.insert_keyed(notifications(writer, 1).remove(0), keys("same".into()), 0))
+        .expect("the original");
+    group.bench_function("insert_keyed_duplicate", |b| {
+        b.iter_batched(
+            || notifications(writer, 1).remove(0),
+            |row| {
+                rt.block_on(store.insert_keyed(row, keys("same".into()), 0))
+                    .expect("keyed insert")
+            },
+            BatchSize::SmallInput,
+        )
     });
     for count in [1, 100] {
         group.throughput(Throughput::Elements(count as u64));

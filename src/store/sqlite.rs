@@ -725,7 +725,8 @@ impl Store for SqliteStore {
             if let Some(key) = &keys.dedupe_key {
                 let found = c
                     .prepare_cached(&format!(
-                        "SELECT {NOTIFICATION_COLS} FROM notification \
+                        // Without statistics SQLite would walk the user's rows by primary key.
+                        "SELECT {NOTIFICATION_COLS} FROM notification INDEXED BY notification_dedupe \
                          WHERE user_id = ?1 AND dedupe_key = ?2 AND create_time > ?3 AND {} \
                          ORDER BY create_time DESC LIMIT 1",
                         live_sql("?4")
@@ -739,7 +740,8 @@ impl Store for SqliteStore {
             let mut replaced = Vec::new();
             if let Some(key) = &keys.collapse_key {
                 let mut stmt = c.prepare_cached(
-                    "DELETE FROM notification WHERE user_id = ?1 AND collapse_key = ?2 RETURNING id",
+                    "DELETE FROM notification INDEXED BY notification_collapse \
+                     WHERE user_id = ?1 AND collapse_key = ?2 RETURNING id",
                 )?;
                 for id in stmt.query_map(params![user, key], |r| uuid_from(r, 0))? {
                     replaced.push(id?);
