@@ -64,6 +64,24 @@ pub struct NewNotification {
     pub keys: SendKeys,
 }
 
+impl NewNotification {
+    /// The notification with a new time-ordered id, sent at `now` (the store assigns stored
+    /// rows their final create_time).
+    fn into_row(self, now: i64) -> Notification {
+        Notification {
+            id: Uuid::now_v7(),
+            user_id: self.user_id,
+            subject: self.subject,
+            content: self.content,
+            code: self.code,
+            sender_id: self.sender_id,
+            create_time: now,
+            persistent: self.persistent,
+            expire_time: self.expire_time,
+        }
+    }
+}
+
 /// A change to a stored notification; `None` fields stay as they are.
 #[derive(Debug, Clone)]
 pub struct NotificationUpdate {
@@ -337,22 +355,7 @@ impl Notifications {
         let now = now_micros();
         let mut calls: Vec<Vec<Notification>> = calls
             .into_iter()
-            .map(|batch| {
-                batch
-                    .into_iter()
-                    .map(|n| Notification {
-                        id: Uuid::now_v7(),
-                        user_id: n.user_id,
-                        subject: n.subject,
-                        content: n.content,
-                        code: n.code,
-                        sender_id: n.sender_id,
-                        create_time: now,
-                        persistent: n.persistent,
-                        expire_time: n.expire_time,
-                    })
-                    .collect()
-            })
+            .map(|batch| batch.into_iter().map(|n| n.into_row(now)).collect())
             .collect();
 
         let stored_at: Vec<(usize, usize)> = calls
@@ -440,20 +443,11 @@ impl Notifications {
         let window = self
             .dedupe_window
             .load(std::sync::atomic::Ordering::Relaxed);
-        let row = Notification {
-            id: Uuid::now_v7(),
-            user_id: n.user_id,
-            subject: n.subject,
-            content: n.content,
-            code: n.code,
-            sender_id: n.sender_id,
-            create_time: now,
-            persistent: true,
-            expire_time: n.expire_time,
-        };
+        let keys = n.keys.clone();
+        let row = n.into_row(now);
         let outcome = self
             .store
-            .insert_keyed(row, n.keys, now.saturating_sub(window))
+            .insert_keyed(row, keys, now.saturating_sub(window))
             .await
             .map_err(|e| store_error("Error sending notifications.", e))?;
         match outcome {
