@@ -85,6 +85,10 @@
 ---@field code integer Required, > 0.
 ---@field sender_id? string A UUID; nil for a system notification (`""` is refused here).
 ---@field persistent? boolean Default false.
+---@field ttl? integer Tidings: seconds until it expires.
+---@field expires_at? integer Tidings: Unix seconds when it expires (instead of ttl).
+---@field dedupe_key? string Tidings: store and push once per player and key within the dedupe window.
+---@field collapse_key? string Tidings: replace the player's earlier notification with this key.
 
 ---An element of the list given to `nk.notifications_delete`.
 ---@class nk.NotificationDelete
@@ -165,8 +169,11 @@ function nk.notification_send(user_id, subject, content, code, sender_id, persis
 ---@field dedupe_key? string Store and push once per player and key within the dedupe window; the call then returns `id, duplicate`.
 ---@field collapse_key? string Replace the player's earlier notification with this key; the call then returns `id, duplicate`.
 
----Sends many notifications, to one or many players, in one go (stored all or nothing). Returns nothing.
+---Sends many notifications, to one or many players, in one go (stored all or nothing). Returns nothing,
+---unless an item has a `dedupe_key` or `collapse_key` (Tidings): then the items go at once, in order,
+---and the call returns one `{id, duplicate}` per item.
 ---@param notifications nk.NotificationSend[]
+---@return { id: string, duplicate: boolean }[]?
 function nk.notifications_send(notifications) end
 
 ---Sends one system notification to every player. Returns nothing.

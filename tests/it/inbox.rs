@@ -593,7 +593,19 @@ async fn dedupe_and_collapse_hold_under_concurrent_sends() {
         "the socket heard that energy 50 was replaced"
     );
 
-    // Keys are for stored notifications sent one at a time.
+    // nk.notifications_send takes keys per item and answers per item, in order.
+    let (status, body) = eval(format!(
+        "local r = nk.notifications_send({{ \
+           {{user_id = '{uid}', subject = 'b1', content = {{}}, code = 1, persistent = true}}, \
+           {{user_id = '{uid}', subject = 'b2', content = {{}}, code = 1, persistent = true, dedupe_key = 'batch'}}, \
+           {{user_id = '{uid}', subject = 'b3', content = {{}}, code = 1, persistent = true, dedupe_key = 'batch'}} }}) \
+         return tostring(#r) .. ',' .. tostring(r[1].duplicate) .. ',' .. tostring(r[3].duplicate) .. ',' .. tostring(r[2].id == r[3].id)"
+    ))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["payload"], "3,false,true,true");
+
+    // Keys are for stored notifications.
     for (code, expect) in [
         (
             format!("nk.notification_send('{uid}', 'x', {{}}, 1, nil, false, {{dedupe_key = 'k'}})"),
@@ -607,9 +619,9 @@ async fn dedupe_and_collapse_hold_under_concurrent_sends() {
         ),
         (
             format!(
-                "nk.notifications_send({{{{user_id = '{uid}', subject = 'x', content = {{}}, code = 1, dedupe_key = 'k'}}}})"
+                "nk.notifications_send({{{{user_id = '{uid}', subject = 'x', content = {{}}, code = 1, dedupe_key = 7}}}})"
             ),
-            "only accepted by nk.notification_send",
+            "expects dedupe_key to be a string",
         ),
     ] {
         let (status, body) = eval(code.clone()).await;

@@ -199,8 +199,29 @@ fn notifications_send(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
         .iter()
         .map(|item| one_notification(args, item))
         .collect::<NkResult<Vec<_>>>()?;
-    send_or_defer(lua, batch)?;
-    ret(lua, ())
+    if batch.iter().all(|n| n.keys.is_empty()) {
+        send_or_defer(lua, batch)?;
+        return ret(lua, ());
+    }
+    // With dedupe or collapse keys the items go at once, in order, after whatever the call
+    // sent before; the answer says, per item, which id holds it and whether it was a repeat.
+    flush_deferred(lua)?;
+    let rt = shared(lua)?;
+    let sent = rt
+        .handle
+        .block_on(rt.core.notifications.send_in_order(batch))
+        .map_err(|e| match e.code {
+            crate::core::Code::InvalidArgument => args.error(1, &e.message),
+            _ => send_failed(e),
+        })?;
+    let out = lua.create_table()?;
+    for (i, s) in sent.iter().enumerate() {
+        let t = lua.create_table()?;
+        t.set("id", s.notification.id.to_string())?;
+        t.set("duplicate", s.duplicate)?;
+        out.raw_set(i + 1, t)?;
+    }
+    ret(lua, out)
 }
 
 fn one_notification(args: &Args, item: &Table) -> NkResult<NewNotification> {
@@ -212,13 +233,10 @@ fn one_notification(args: &Args, item: &Table) -> NkResult<NewNotification> {
     let mut sender_id = Uuid::nil();
     let mut persistent = false;
     let ttl = int_field(item, "ttl").map_err(|m| fail(&m))?;
-    for key in ["dedupe_key", "collapse_key"] {
-        if !matches!(item.raw_get::<Value>(key), Ok(Value::Nil)) {
-            return Err(fail(&format!(
-                "{key} is only accepted by nk.notification_send (a keyed send goes on its own)"
-            )));
-        }
-    }
+    let keys = SendKeys {
+        dedupe_key: string_field(item, "dedupe_key").map_err(|m| fail(&m))?,
+        collapse_key: string_field(item, "collapse_key").map_err(|m| fail(&m))?,
+    };
     let expires_at = int_field(item, "expires_at").map_err(|m| fail(&m))?;
     for pair in item.pairs::<Value, Value>() {
         let (key, value) = pair?;
@@ -277,7 +295,7 @@ fn one_notification(args: &Args, item: &Table) -> NkResult<NewNotification> {
         sender_id: Some(sender_id),
         persistent,
         expire_time,
-        keys: Default::default(),
+        keys,
     })
 }
 
