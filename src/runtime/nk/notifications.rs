@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use super::{ret, shared, Args, NkError, NkResult, Raw};
 use crate::core::notifications::{
-    expiry, CursorMode, NewNotification, Notification, NotificationUpdate, Notifications, MAX_BATCH,
+    expiry, CursorMode, KeyedSent, NewNotification, Notification, NotificationUpdate,
+    Notifications, MAX_BATCH,
 };
 use crate::core::store::SendKeys;
 use crate::core::time::now_micros;
@@ -116,18 +117,30 @@ fn notification_send(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
         send_or_defer(lua, vec![n])?;
         return ret(lua, ());
     }
-    // A keyed send answers with the id it stored (or the original's, for a duplicate), so
-    // it goes at once, after whatever the call sent before it.
+    let sent = send_keyed_now(lua, args, 7, vec![n])?;
+    let first = sent
+        .first()
+        .ok_or_else(|| NkError("nothing was sent".into()))?;
+    ret(lua, (first.notification.id.to_string(), first.duplicate))
+}
+
+/// Sends a batch with dedupe or collapse keys at once, in order, after whatever the call sent
+/// before it: the answer names the id holding each item (the original's, for a duplicate).
+/// A refused item is an argument error of argument `arg`.
+fn send_keyed_now(
+    lua: &Lua,
+    args: &Args,
+    arg: usize,
+    batch: Vec<NewNotification>,
+) -> NkResult<Vec<KeyedSent>> {
     flush_deferred(lua)?;
     let rt = shared(lua)?;
-    let sent = rt
-        .handle
-        .block_on(rt.core.notifications.send_keyed(n))
+    rt.handle
+        .block_on(rt.core.notifications.send_in_order(batch))
         .map_err(|e| match e.code {
-            crate::core::Code::InvalidArgument => args.error(7, &e.message),
+            crate::core::Code::InvalidArgument => args.error(arg, &e.message),
             _ => send_failed(e),
-        })?;
-    ret(lua, (sent.notification.id.to_string(), sent.duplicate))
+        })
 }
 
 /// An optional string field of an options table.
@@ -203,17 +216,7 @@ fn notifications_send(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
         send_or_defer(lua, batch)?;
         return ret(lua, ());
     }
-    // With dedupe or collapse keys the items go at once, in order, after whatever the call
-    // sent before; the answer says, per item, which id holds it and whether it was a repeat.
-    flush_deferred(lua)?;
-    let rt = shared(lua)?;
-    let sent = rt
-        .handle
-        .block_on(rt.core.notifications.send_in_order(batch))
-        .map_err(|e| match e.code {
-            crate::core::Code::InvalidArgument => args.error(1, &e.message),
-            _ => send_failed(e),
-        })?;
+    let sent = send_keyed_now(lua, args, 1, batch)?;
     let out = lua.create_table()?;
     for (i, s) in sent.iter().enumerate() {
         let t = lua.create_table()?;
