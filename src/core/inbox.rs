@@ -157,6 +157,13 @@ impl Inbox {
         Ok(InboxPage { items, cursor })
     }
 
+    /// Whether a change to `user`'s inbox (anyone's, for `None`) could have a listener: any
+    /// node's socket when there are other nodes, else one of this node's opted-in sockets.
+    /// Lets deletes skip looking up whose rows they touch when nobody would be told.
+    pub fn may_be_followed(&self, user: Option<Uuid>) -> bool {
+        !self.bus.is_local() || user.is_none_or(|u| self.presence.wants_inbox(u))
+    }
+
     /// After notifications of `user_id` were deleted or updated: tell their opted-in sockets
     /// on every node. Failures are logged; the change itself stands.
     pub async fn changed(&self, user_id: Uuid, change: InboxChange, ids: Vec<Uuid>) {
