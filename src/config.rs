@@ -109,6 +109,9 @@ pub struct NotificationsConfig {
     pub purge_interval_ms: u64,
     /// How long a dedupe key holds.
     pub dedupe_window_sec: u64,
+    /// How long delete tombstones are kept for gap-free sync; a device further behind must
+    /// resync.
+    pub sync_window_sec: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -164,6 +167,7 @@ impl Default for Config {
                 max_per_user: 0,
                 purge_interval_ms: 60_000,
                 dedupe_window_sec: 86_400,
+                sync_window_sec: 7 * 86_400,
             },
             logger: LoggerConfig {
                 level: "info".into(),
@@ -209,6 +213,7 @@ pub const KEYS: &[&str] = &[
     "notifications.max_per_user",
     "notifications.purge_interval_ms",
     "notifications.dedupe_window_sec",
+    "notifications.sync_window_sec",
     "logger.level",
 ];
 
@@ -313,6 +318,9 @@ impl Config {
             }
             "notifications.dedupe_window_sec" => {
                 self.notifications.dedupe_window_sec = parse(key, value, "seconds")?
+            }
+            "notifications.sync_window_sec" => {
+                self.notifications.sync_window_sec = parse(key, value, "seconds")?
             }
             "logger.level" => self.logger.level = v.to_ascii_lowercase(),
             _ => {

@@ -86,6 +86,7 @@ pub async fn build_core(config: &Config) -> Result<Arc<core::Core>, StartError> 
         retention: (n.retention_sec > 0).then(|| Duration::from_secs(n.retention_sec)),
         max_per_user: (n.max_per_user > 0).then_some(n.max_per_user),
         interval: Duration::from_millis(n.purge_interval_ms),
+        sync_window: Duration::from_secs(n.sync_window_sec),
     });
     if let Some(bus) = bus {
         core.notifications.follow_cluster().await?;

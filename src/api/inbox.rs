@@ -13,9 +13,16 @@
 //!   sender_id?, persistent?, ttl? | expires_at?, dedupe_key?, collapse_key?}]}` →
 //!   `{"notifications":[{id, duplicate}]}`.
 //!
+//! - `GET /v2/tidings/inbox/changes?since=&limit=`: gap-free sync (`core::sync`):
+//!   `{"since","seq","resync","more","changes":[{"seq","notification"} | {"seq","deleted"}]}`.
+//!
 //! Sockets opened with `tidings_inbox=true` receive `{"tidings_inbox":{...}}` frames
-//! ([`event_frame`]) whenever the user's inbox changes on any device.
+//! ([`event_frame`]) whenever the user's inbox changes on any device. Sockets opened with
+//! `tidings_since=S` also receive `{"tidings_sync":{...}}` frames (the body of the changes
+//! route): at once what changed after S, then after every change ([`SyncFollow`]).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -29,10 +36,12 @@ use super::error::ApiError;
 use super::notifications::parse_notification_id;
 use super::wire::{View, WireNotification};
 use super::{auth, body_limited, decode_body, json_reply, query_get, query_pairs, with_ctx, Ctx};
-use crate::core::inbox::InboxEvent;
+use crate::core::error::CoreResult;
+use crate::core::inbox::{Inbox, InboxEvent};
 use crate::core::notifications::{expiry, NewNotification};
 use crate::core::sessions::SessionUser;
-use crate::core::store::{InboxCounts, InboxFilter, InboxMark, SendKeys};
+use crate::core::store::{InboxCounts, InboxFilter, InboxItem, InboxMark, SendKeys};
+use crate::core::sync::{SyncEntry, SyncPage, MAX_PAGE as MAX_SYNC_PAGE};
 use crate::core::time::{now_micros, rfc3339_secs};
 
 /// Largest mark body (1000 ids).
@@ -63,9 +72,17 @@ pub fn routes(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Rejec
         .and(warp::post())
         .and(auth::session(ctx.clone()))
         .and(body_limited(MAX_BODY))
-        .and(with_ctx(ctx))
+        .and(with_ctx(ctx.clone()))
         .and_then(mark_handler);
+    let changes = warp::path!("v2" / "tidings" / "inbox" / "changes")
+        .and(warp::get())
+        .and(auth::session(ctx.clone()))
+        .and(query_pairs())
+        .and(with_ctx(ctx))
+        .and_then(changes_handler);
     list.or(count)
+        .unify()
+        .or(changes)
         .unify()
         .or(mark)
         .unify()
@@ -145,37 +162,156 @@ async fn list_handler(
         .inbox
         .list(user.user_id, filter, limit, cursor)
         .await?;
-    let items: Vec<Value> = page
-        .items
-        .iter()
-        .map(|item| {
-            let mut v = serde_json::to_value(WireNotification::new(&item.notification, View::List))
-                .unwrap_or_default();
-            if let Value::Object(map) = &mut v {
-                map.insert("read".into(), item.read_time.is_some().into());
-                map.insert("seen".into(), item.seen_time.is_some().into());
-                if let Some(t) = item.read_time {
-                    map.insert(
-                        "read_time".into(),
-                        rfc3339_secs(t.div_euclid(1_000_000)).into(),
-                    );
-                }
-                if let Some(t) = item.seen_time {
-                    map.insert(
-                        "seen_time".into(),
-                        rfc3339_secs(t.div_euclid(1_000_000)).into(),
-                    );
-                }
-            }
-            v
-        })
-        .collect();
+    let items: Vec<Value> = page.items.iter().map(item_json).collect();
     let mut body = Map::new();
     body.insert("notifications".into(), items.into());
     if let Some(cursor) = page.cursor {
         body.insert("cursor".into(), cursor.into());
     }
     Ok(json_reply(&Value::Object(body)))
+}
+
+/// An inbox item: Nakama's list shape plus `read`, `seen`, their times, `expire_time` when
+/// it has one, and `seq`, the sequence of its last change.
+fn item_json(item: &InboxItem) -> Value {
+    let mut v = serde_json::to_value(WireNotification::new(&item.notification, View::List))
+        .unwrap_or_default();
+    if let Value::Object(map) = &mut v {
+        let time = |micros: i64| Value::from(rfc3339_secs(micros.div_euclid(1_000_000)));
+        map.insert("read".into(), item.read_time.is_some().into());
+        map.insert("seen".into(), item.seen_time.is_some().into());
+        if let Some(t) = item.read_time {
+            map.insert("read_time".into(), time(t));
+        }
+        if let Some(t) = item.seen_time {
+            map.insert("seen_time".into(), time(t));
+        }
+        if let Some(t) = item.notification.expire_time {
+            map.insert("expire_time".into(), time(t));
+        }
+        map.insert("seq".into(), item.seq.to_string().into());
+    }
+    v
+}
+
+/// The body of a changes page, for the REST route and `tidings_sync` frames. Sequences are
+/// strings, as Nakama's JSON writes 64-bit integers.
+pub fn sync_json(page: &SyncPage) -> Value {
+    let changes: Vec<Value> = page
+        .entries
+        .iter()
+        .map(|entry| match entry {
+            SyncEntry::Upsert(item) => {
+                json!({ "seq": item.seq.to_string(), "notification": item_json(item) })
+            }
+            SyncEntry::Deleted { seq, id } => {
+                json!({ "seq": seq.to_string(), "deleted": id.to_string() })
+            }
+        })
+        .collect();
+    json!({
+        "since": page.since.to_string(),
+        "seq": page.seq.to_string(),
+        "resync": page.resync,
+        "more": page.more,
+        "changes": changes,
+    })
+}
+
+/// A sequence as clients send it back (`since`): a non-negative integer.
+pub fn parse_since(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| ApiError::invalid(format!("since must be a sequence number, got {raw:.40}")))
+}
+
+async fn changes_handler(
+    user: SessionUser,
+    query: Vec<(String, String)>,
+    ctx: Arc<Ctx>,
+) -> Result<Response, Rejection> {
+    let since = parse_since(query_get(&query, "since").unwrap_or("0"))?;
+    let limit = match query_get(&query, "limit") {
+        None | Some("") => 100,
+        Some(raw) => raw.parse::<usize>().map_err(|_| {
+            ApiError::invalid(format!(
+                "limit must be a number between 1 and {MAX_SYNC_PAGE}"
+            ))
+        })?,
+    };
+    let page = ctx.core.inbox.changes(user.user_id, since, limit).await?;
+    Ok(json_reply(&sync_json(&page)))
+}
+
+/// Page size of the pages a following socket receives.
+const FOLLOW_PAGE: usize = 100;
+
+type PendingPage = Pin<Box<dyn Future<Output = CoreResult<SyncPage>> + Send>>;
+
+/// A socket following its user's inbox from a sequence (`tidings_since`): one changes query
+/// at a time, started at once and again after every inbox event the socket receives, each
+/// from where the last page ended, so frames arrive in sequence order with no gap and no
+/// repeat however events interleave. A wake-up during a query runs one more after it.
+pub struct SyncFollow {
+    inbox: Arc<Inbox>,
+    user_id: Uuid,
+    last: i64,
+    running: Option<PendingPage>,
+    again: bool,
+}
+
+impl SyncFollow {
+    pub fn start(inbox: Arc<Inbox>, user_id: Uuid, since: i64) -> SyncFollow {
+        let mut follow = SyncFollow {
+            inbox,
+            user_id,
+            last: since,
+            running: None,
+            again: false,
+        };
+        follow.wake();
+        follow
+    }
+
+    /// Something changed: query from the last sequence (after the running query, if any).
+    pub fn wake(&mut self) {
+        if self.running.is_some() {
+            self.again = true;
+            return;
+        }
+        let (inbox, user, since) = (self.inbox.clone(), self.user_id, self.last);
+        self.running = Some(Box::pin(async move {
+            inbox.changes(user, since, FOLLOW_PAGE).await
+        }));
+    }
+
+    /// Resolves with the next frame to send; pending while no query runs.
+    pub async fn next_frame(&mut self) -> String {
+        loop {
+            let Some(running) = self.running.as_mut() else {
+                return std::future::pending().await;
+            };
+            let result = running.await;
+            self.running = None;
+            match result {
+                Ok(page) => {
+                    self.last = page.seq;
+                    if page.more || std::mem::take(&mut self.again) {
+                        self.wake();
+                    }
+                    return json!({ "tidings_sync": sync_json(&page) }).to_string();
+                }
+                Err(e) => {
+                    // The next wake-up asks again from the same sequence: nothing is skipped.
+                    tracing::warn!(user = %self.user_id, error = %e.message, "inbox sync failed");
+                    if std::mem::take(&mut self.again) {
+                        self.wake();
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]

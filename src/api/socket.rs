@@ -29,9 +29,10 @@ use warp::reply::Response;
 use warp::Reply;
 
 use super::error::{error_response, ApiError};
+use super::inbox::SyncFollow;
 use super::wire::encode_event;
 use super::{chat, query_get, Ctx};
-use crate::core::presence::{SessionHandle, CODE_SINGLE_SOCKET};
+use crate::core::presence::{Event, Outbound, SessionHandle, CODE_SINGLE_SOCKET};
 use crate::core::sessions::SessionUser;
 use crate::core::Code;
 use crate::runtime::CallContext;
@@ -126,11 +127,20 @@ pub fn upgrade(req: hyper::Request<Incoming>, peer: SocketAddr, ctx: Arc<Ctx>) -
     let lang = query_get(&query, "lang")
         .filter(|l| !l.is_empty())
         .map(str::to_string);
-    let inbox = matches!(query_get(&query, "tidings_inbox"), Some("true" | "1"));
+    let since = match query_get(&query, "tidings_since").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(raw) => match super::inbox::parse_since(raw) {
+            Ok(since) => Some(since),
+            Err(_) => return plain(StatusCode::BAD_REQUEST, "Invalid tidings_since parameter"),
+        },
+    };
+    // Following the inbox needs its events, so `tidings_since` implies `tidings_inbox`.
+    let inbox = since.is_some() || matches!(query_get(&query, "tidings_inbox"), Some("true" | "1"));
     let session = Session {
         user,
         status,
         inbox,
+        since,
         lang,
         peer: Some(peer),
     };
@@ -297,6 +307,8 @@ struct Session {
     status: bool,
     /// Inbox extension frames requested (`tidings_inbox=true`).
     inbox: bool,
+    /// Gap-free sync from this sequence requested (`tidings_since=S`).
+    since: Option<i64>,
     lang: Option<String>,
     peer: Option<SocketAddr>,
 }
@@ -309,6 +321,7 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
         user,
         status,
         inbox,
+        since,
         lang,
         peer,
     } = session;
@@ -322,6 +335,8 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
     let (handle, mut queue) =
         presence.register(user.user_id, &user.username, cfg.outgoing_queue_size, inbox);
     tracing::debug!(session = %handle.session_id, user = %user.user_id, "socket opened");
+    // Registered first, so a change after the catch-up query began still wakes it again.
+    let mut follow = since.map(|s| SyncFollow::start(ctx.core.inbox.clone(), user.user_id, s));
     let (mut tx, mut rx) = socket.split();
     let write_wait = Duration::from_millis(cfg.write_wait_ms);
     let pong_wait = Duration::from_millis(cfg.pong_wait_ms);
@@ -354,6 +369,7 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
             reason = handle.close.closed() => {
                 // Flush what was queued before the close request, then close.
                 while let Ok(msg) = queue.try_recv() {
+                    wake(&mut follow, &msg);
                     if !send(&mut tx, Message::text(&*msg.encoded(encode_event)), write_wait).await {
                         break;
                     }
@@ -362,7 +378,11 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
             }
             msg = queue.recv() => {
                 let Some(msg) = msg else { break None };
+                wake(&mut follow, &msg);
                 send_ok = send(&mut tx, Message::text(&*msg.encoded(encode_event)), write_wait).await;
+            }
+            frame = async { follow.as_mut().expect("guarded").next_frame().await }, if follow.is_some() => {
+                send_ok = send(&mut tx, Message::text(frame), write_wait).await;
             }
             _ = ping.tick() => {
                 send_ok = send(&mut tx, Message::Ping(Default::default()), write_wait).await;
@@ -374,6 +394,7 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
                 // message to the channel before the sender's ack).
                 while send_ok {
                     let Ok(msg) = queue.try_recv() else { break };
+                    wake(&mut follow, &msg);
                     send_ok = send(&mut tx, Message::text(&*msg.encoded(encode_event)), write_wait).await;
                 }
                 if send_ok {
@@ -438,6 +459,13 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
     ctx.core.channels.leave_all(handle.session_id);
     presence.unregister(&handle);
     finish(&handle, tx, rx, close_reason).await;
+}
+
+/// Wakes the socket's inbox sync, if it follows one, on an inbox event.
+fn wake(follow: &mut Option<SyncFollow>, msg: &Outbound) {
+    if let (Some(f), Event::Inbox(_)) = (follow.as_mut(), &msg.event) {
+        f.wake();
+    }
 }
 
 /// Sends the close frame (code 1000 with the reason) and waits briefly for the client's

@@ -157,6 +157,16 @@ impl Inbox {
         Ok(InboxPage { items, cursor })
     }
 
+    /// The changes to the user's inbox after sequence `since` (gap-free sync, `core::sync`).
+    pub async fn changes(
+        &self,
+        user_id: Uuid,
+        since: i64,
+        limit: usize,
+    ) -> CoreResult<super::sync::SyncPage> {
+        super::sync::changes(&self.store, user_id, since, limit).await
+    }
+
     /// Whether a change to `user`'s inbox (anyone's, for `None`) could have a listener: any
     /// node's socket when there are other nodes, else one of this node's opted-in sockets.
     /// Lets deletes skip looking up whose rows they touch when nobody would be told.

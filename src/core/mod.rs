@@ -19,6 +19,7 @@ pub mod retention;
 pub mod sessions;
 pub mod social;
 pub mod store;
+pub mod sync;
 pub mod time;
 
 use std::sync::Arc;

@@ -1,7 +1,10 @@
 //! The background purge of the inbox extension: deletes stored notifications that expired
 //! (`expire_time`), that are older than the server's retention, and a user's oldest ones
 //! beyond the per-user cap. Expired rows are already hidden from every list, count and push,
-//! so the purge only reclaims space; it never decides what a player sees.
+//! so the purge only reclaims space; it never decides what a player sees. Rows removed by
+//! retention or the cap leave no tombstone: their users' sync floor rises instead, and the
+//! devices behind it resync (`core::sync`). Delete tombstones older than the sync window go
+//! the same way.
 //!
 //! It must not stall sends: candidates are found on a read connection and deleted in small
 //! batches, each its own short write, with a pause between batches. Several nodes may purge
@@ -26,16 +29,37 @@ pub struct RetentionSettings {
     /// Keep at most this many per user, deleting the oldest (None: no cap).
     pub max_per_user: Option<usize>,
     pub interval: Duration,
+    /// Delete tombstones are kept this long for gap-free sync.
+    pub sync_window: Duration,
 }
 
-/// One full pass: deletes until nothing is left to purge. Returns how many rows went.
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// One full pass: deletes until nothing is left to purge, then prunes tombstones older than
+/// the sync window. Returns how many notifications went.
 pub async fn purge_once(store: &Arc<dyn Store>, settings: RetentionSettings) -> u64 {
+    let purged = purge_rows(store, settings).await;
+    let horizon = now_micros().saturating_sub(micros(settings.sync_window));
+    loop {
+        match store.prune_tombstones(horizon, BATCH).await {
+            Ok(n) if n as usize == BATCH => tokio::time::sleep(BREATHE).await,
+            Ok(_) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "purge: could not prune tombstones");
+                break;
+            }
+        }
+    }
+    purged
+}
+
+async fn purge_rows(store: &Arc<dyn Store>, settings: RetentionSettings) -> u64 {
     let mut total = 0;
     loop {
         let now = now_micros();
-        let before = settings
-            .retention
-            .map(|r| now.saturating_sub(i64::try_from(r.as_micros()).unwrap_or(i64::MAX)));
+        let before = settings.retention.map(|r| now.saturating_sub(micros(r)));
         let ids = match store
             .purge_candidates(now, before, settings.max_per_user, BATCH)
             .await
@@ -50,7 +74,7 @@ pub async fn purge_once(store: &Arc<dyn Store>, settings: RetentionSettings) -> 
             return total;
         }
         let found = ids.len();
-        match store.delete_notifications(ids, None).await {
+        match store.purge_notifications(ids, now).await {
             Ok(n) => total += n,
             Err(e) => {
                 tracing::warn!(error = %e, "purge: could not delete");

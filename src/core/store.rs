@@ -153,6 +153,25 @@ pub struct InboxItem {
     pub notification: Notification,
     pub read_time: Option<i64>,
     pub seen_time: Option<i64>,
+    /// The sequence of the row's last change: its create_time, or the sequence of a later
+    /// update or read/seen change.
+    pub seq: i64,
+}
+
+/// What changed in a user's inbox after a sequence, read in one snapshot (`core::sync`
+/// merges the three ranges into one ordered page).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InboxChanges {
+    /// Live rows created after it, by create_time, at most the limit.
+    pub created: Vec<InboxItem>,
+    /// Live rows changed after it (update or read/seen change), by that change's sequence.
+    pub changed: Vec<InboxItem>,
+    /// Deletes after it: (sequence, id), by sequence.
+    pub deleted: Vec<(i64, Uuid)>,
+    /// Below this sequence the user may have lost rows without a tombstone.
+    pub floor: Option<i64>,
+    /// The largest sequence handed out when the snapshot was taken (every node's).
+    pub high_water: i64,
 }
 
 /// A user's unread and unseen counts.
@@ -350,13 +369,16 @@ pub trait Store: Send + Sync + 'static {
         ids: Vec<Uuid>,
         user_id: Option<Uuid>,
     ) -> StoreResult<Vec<Notification>>;
-    /// Deletes rows by id, optionally only the given user's; returns how many went.
+    /// Deletes rows by id, optionally only the given user's, leaving a tombstone with a new
+    /// sequence for each; returns how many went.
     async fn delete_notifications(&self, ids: Vec<Uuid>, user_id: Option<Uuid>)
         -> StoreResult<u64>;
-    /// Applies every update in one transaction; returns how many rows changed.
+    /// Applies every update in one transaction, each changed row taking a new sequence;
+    /// returns how many rows changed.
     async fn update_notifications(&self, updates: Vec<NotificationUpdate>) -> StoreResult<u64>;
     /// Changes the read or seen state of the user's rows `ids` (all of the user's rows when
-    /// `None`) at `now`; returns how many rows changed state.
+    /// `None`) at `now`, each changed row taking its own new sequence; returns how many rows
+    /// changed state.
     async fn mark_notifications(
         &self,
         user_id: Uuid,
@@ -373,6 +395,21 @@ pub trait Store: Send + Sync + 'static {
         max_per_user: Option<usize>,
         limit: usize,
     ) -> StoreResult<Vec<Uuid>>;
+    /// Deletes the purge's rows without tombstones. For the users of rows that had not
+    /// expired at `now` the sync floor rises past every sequence so far: their devices must
+    /// resync (an expired row needs no news: clients drop it at its expire time).
+    async fn purge_notifications(&self, ids: Vec<Uuid>, now: i64) -> StoreResult<u64>;
+    /// Deletes up to `limit` tombstones older than sequence `before`, raising their users'
+    /// sync floors to the newest of them. Returns how many went.
+    async fn prune_tombstones(&self, before: i64, limit: usize) -> StoreResult<u64>;
+    /// What changed in the user's inbox after sequence `since`: at most `limit` of each kind,
+    /// with the user's floor and the high-water mark, all from one snapshot.
+    async fn inbox_changes(
+        &self,
+        user_id: Uuid,
+        since: i64,
+        limit: usize,
+    ) -> StoreResult<InboxChanges>;
     /// The user's unread and unseen counts.
     async fn inbox_counts(&self, user_id: Uuid) -> StoreResult<InboxCounts>;
     /// Like `list_notifications`, with read/seen state, only the rows `filter` admits.

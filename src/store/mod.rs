@@ -19,6 +19,9 @@ pub(crate) const USER_COLS: &str =
     u.disable_time";
 pub(crate) const NOTIFICATION_COLS: &str =
     "id, user_id, subject, content, code, sender_id, create_time, expire_time";
+/// An inbox item's columns: a notification's, then read_time, seen_time and its sequence.
+pub(crate) const INBOX_COLS: &str = "id, user_id, subject, content, code, sender_id, \
+    create_time, expire_time, read_time, seen_time, coalesce(change_seq, create_time)";
 /// The condition that hides expired notifications, for a backend whose placeholder for the
 /// current time (Unix microseconds) is `now`.
 pub(crate) fn live_sql(now: &str) -> String {

@@ -16,13 +16,13 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
-use super::{live_sql, GROUP_COLS, NOTIFICATION_COLS, USER_COLS};
+use super::{live_sql, GROUP_COLS, INBOX_COLS, NOTIFICATION_COLS, USER_COLS};
 use crate::core::groups::{self, MemberOp, Transition};
 use crate::core::notifications::{Notification, NotificationUpdate};
 use crate::core::store::{
     ChannelStream, FriendChange, FriendEdge, FriendPosition, GroupFilter, GroupJoin, GroupLeave,
-    GroupMembers, GroupRecord, GroupUpdate, InboxCounts, InboxFilter, InboxItem, InboxMark,
-    KeyedInsert, NewIdentity, RevokedToken, SendKeys, Store, StoreError, StoreResult,
+    GroupMembers, GroupRecord, GroupUpdate, InboxChanges, InboxCounts, InboxFilter, InboxItem,
+    InboxMark, KeyedInsert, NewIdentity, RevokedToken, SendKeys, Store, StoreError, StoreResult,
     StoredMessage, UserRecord,
 };
 use crate::core::time::now_micros;
@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/002_cluster.sql"),
     include_str!("migrations/postgres/003_presence.sql"),
     include_str!("migrations/postgres/004_inbox.sql"),
+    include_str!("migrations/postgres/005_sync.sql"),
 ];
 /// Connections per node.
 const POOL_SIZE: usize = 16;
@@ -175,6 +176,77 @@ async fn insert_in(
     )
     .await?;
     Ok(rows)
+}
+
+/// Locks the cluster clock for the rest of `tx` (every transaction that changes an inbox
+/// takes it first, so sequences follow commit order and no two transactions deadlock over
+/// it) and returns the value after which the transaction's sequences start.
+async fn lock_clock(tx: &deadpool_postgres::Transaction<'_>) -> Result<i64, tokio_postgres::Error> {
+    Ok(tx
+        .query_one(
+            "SELECT GREATEST(last, $1::bigint - 1) FROM notification_clock FOR UPDATE",
+            &[&now_micros()],
+        )
+        .await?
+        .get(0))
+}
+
+/// Records `last` as the last sequence handed out (after [`lock_clock`]).
+async fn set_clock(
+    tx: &deadpool_postgres::Transaction<'_>,
+    last: i64,
+) -> Result<(), tokio_postgres::Error> {
+    tx.execute("UPDATE notification_clock SET last = $1", &[&last])
+        .await?;
+    Ok(())
+}
+
+/// Leaves a tombstone for each deleted (user, id), with sequences after `base`; returns the
+/// last sequence used.
+async fn bury(
+    tx: &deadpool_postgres::Transaction<'_>,
+    base: i64,
+    gone: &[(Uuid, Uuid)],
+) -> Result<i64, tokio_postgres::Error> {
+    if gone.is_empty() {
+        return Ok(base);
+    }
+    let users: Vec<Uuid> = gone.iter().map(|g| g.0).collect();
+    let ids: Vec<Uuid> = gone.iter().map(|g| g.1).collect();
+    let seqs: Vec<i64> = (1..=gone.len() as i64).map(|i| base + i).collect();
+    tx.execute(
+        "INSERT INTO notification_tombstone (user_id, seq, id) \
+         SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::uuid[])",
+        &[&users, &seqs, &ids],
+    )
+    .await?;
+    Ok(base + gone.len() as i64)
+}
+
+/// Raises each user's sync floor to at least its paired sequence.
+async fn raise_floors(
+    tx: &deadpool_postgres::Transaction<'_>,
+    users: &[Uuid],
+    seqs: &[i64],
+) -> Result<(), tokio_postgres::Error> {
+    tx.execute(
+        "INSERT INTO inbox_sync_floor (user_id, seq) \
+         SELECT u, max(s) FROM unnest($1::uuid[], $2::bigint[]) AS x(u, s) GROUP BY u \
+         ON CONFLICT (user_id) DO UPDATE \
+         SET seq = GREATEST(inbox_sync_floor.seq, excluded.seq)",
+        &[&users, &seqs],
+    )
+    .await?;
+    Ok(())
+}
+
+fn inbox_item_from(row: &Row) -> InboxItem {
+    InboxItem {
+        notification: notification_from(row),
+        read_time: row.get(8),
+        seen_time: row.get(9),
+        seq: row.get(10),
+    }
 }
 
 fn pg_err(e: tokio_postgres::Error) -> StoreError {
@@ -646,6 +718,7 @@ impl Store for PgStore {
         )
         .await
         .map_err(pg_err)?;
+        let base = lock_clock(&tx).await.map_err(pg_err)?;
         if let Some(key) = &keys.dedupe_key {
             let sql = format!(
                 "SELECT {NOTIFICATION_COLS} FROM notification \
@@ -671,6 +744,9 @@ impl Store for PgStore {
                 .await
                 .map_err(pg_err)?;
             replaced = rows.iter().map(|r| r.get(0)).collect();
+            let gone: Vec<(Uuid, Uuid)> = replaced.iter().map(|id| (row.user_id, *id)).collect();
+            let last = bury(&tx, base, &gone).await.map_err(pg_err)?;
+            set_clock(&tx, last).await.map_err(pg_err)?;
         }
         let mut stored = insert_in(&tx, &self.node, vec![row])
             .await
@@ -714,29 +790,44 @@ impl Store for PgStore {
         ids: Vec<Uuid>,
         user_id: Option<Uuid>,
     ) -> StoreResult<u64> {
-        let c = self.client().await?;
-        c.execute(
-            "DELETE FROM notification WHERE id = ANY($1) AND ($2::uuid IS NULL OR user_id = $2)",
-            &[&ids, &user_id],
-        )
-        .await
-        .map_err(pg_err)
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        let base = lock_clock(&tx).await.map_err(pg_err)?;
+        let gone: Vec<(Uuid, Uuid)> = tx
+            .query(
+                "DELETE FROM notification WHERE id = ANY($1) AND ($2::uuid IS NULL OR user_id = $2) \
+                 RETURNING user_id, id",
+                &[&ids, &user_id],
+            )
+            .await
+            .map_err(pg_err)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let last = bury(&tx, base, &gone).await.map_err(pg_err)?;
+        set_clock(&tx, last).await.map_err(pg_err)?;
+        tx.commit().await.map_err(pg_err)?;
+        Ok(gone.len() as u64)
     }
 
     async fn update_notifications(&self, updates: Vec<NotificationUpdate>) -> StoreResult<u64> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg_err)?;
+        let mut seq = lock_clock(&tx).await.map_err(pg_err)?;
         let mut n = 0;
         for u in updates {
+            seq += 1;
             n += tx
                 .execute(
                     "UPDATE notification SET subject = coalesce($2, subject), \
-                     content = coalesce($3, content), sender_id = coalesce($4, sender_id) WHERE id = $1",
-                    &[&u.id, &u.subject, &u.content, &u.sender_id],
+                     content = coalesce($3, content), sender_id = coalesce($4, sender_id), \
+                     change_seq = $5 WHERE id = $1",
+                    &[&u.id, &u.subject, &u.content, &u.sender_id, &seq],
                 )
                 .await
                 .map_err(pg_err)?;
         }
+        set_clock(&tx, seq).await.map_err(pg_err)?;
         tx.commit().await.map_err(pg_err)?;
         Ok(n)
     }
@@ -749,23 +840,36 @@ impl Store for PgStore {
         now: i64,
     ) -> StoreResult<u64> {
         let (set, cond) = super::mark_sql(mark);
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        let base = lock_clock(&tx).await.map_err(pg_err)?;
         // PostgreSQL refuses a parameter the statement does not use, so `now` is passed only
         // when the SET clause needs it, and the ids take the next number.
-        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&user_id];
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&user_id, &base];
         let set = if set.contains("NOW") {
             params.push(&now);
-            set.replace("NOW", "$2::bigint")
+            set.replace("NOW", "$3::bigint")
         } else {
             set.to_string()
         };
-        let mut sql = format!("UPDATE notification SET {set} WHERE user_id = $1 AND {cond}");
+        let mut only = String::new();
         if let Some(ids) = &ids {
-            sql.push_str(&format!(" AND id = ANY(${})", params.len() + 1));
+            only = format!(" AND id = ANY(${})", params.len() + 1);
             params.push(ids);
         }
-        let c = self.client().await?;
-        let n = c.execute(&sql, &params).await;
-        n.map_err(pg_err)
+        // One statement numbers the changed rows from the clock: base + 1, base + 2, …
+        let sql = format!(
+            "UPDATE notification SET {set}, change_seq = $2 + t.rn FROM \
+             (SELECT id AS tid, row_number() OVER (ORDER BY create_time, id) AS rn \
+              FROM notification WHERE user_id = $1 AND {cond}{only}) AS t \
+             WHERE notification.id = t.tid"
+        );
+        let n = tx.execute(&sql, &params).await.map_err(pg_err)?;
+        if n > 0 {
+            set_clock(&tx, base + n as i64).await.map_err(pg_err)?;
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(n)
     }
 
     async fn purge_candidates(
@@ -838,7 +942,7 @@ impl Store for PgStore {
         let c = self.client().await?;
         let (after_time, after_id) = after.unwrap_or((i64::MIN, Uuid::nil()));
         let sql = format!(
-            "SELECT {NOTIFICATION_COLS}, read_time, seen_time FROM notification \
+            "SELECT {INBOX_COLS} FROM notification \
              WHERE user_id = $1 AND (create_time, id) > ($2, $3) AND {} AND {} \
              ORDER BY create_time, id LIMIT $4",
             super::inbox_filter_sql(|n, t| format!("${n}::{t}"), 5),
@@ -860,14 +964,128 @@ impl Store for PgStore {
             )
             .await
             .map_err(pg_err)?;
-        Ok(rows
+        Ok(rows.iter().map(inbox_item_from).collect())
+    }
+
+    async fn purge_notifications(&self, ids: Vec<Uuid>, now: i64) -> StoreResult<u64> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        let base = lock_clock(&tx).await.map_err(pg_err)?;
+        let gone = tx
+            .query(
+                "DELETE FROM notification WHERE id = ANY($1) RETURNING user_id, expire_time",
+                &[&ids],
+            )
+            .await
+            .map_err(pg_err)?;
+        let mut lost: Vec<Uuid> = gone
             .iter()
-            .map(|row| InboxItem {
-                notification: notification_from(row),
-                read_time: row.get(8),
-                seen_time: row.get(9),
-            })
-            .collect())
+            .filter(|r| r.get::<_, Option<i64>>(1).is_none_or(|t| t > now))
+            .map(|r| r.get(0))
+            .collect();
+        lost.sort_unstable();
+        lost.dedup();
+        if !lost.is_empty() {
+            let floor = base + 1;
+            raise_floors(&tx, &lost, &vec![floor; lost.len()])
+                .await
+                .map_err(pg_err)?;
+            set_clock(&tx, floor).await.map_err(pg_err)?;
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(gone.len() as u64)
+    }
+
+    async fn prune_tombstones(&self, before: i64, limit: usize) -> StoreResult<u64> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        let gone = tx
+            .query(
+                "DELETE FROM notification_tombstone WHERE (user_id, seq, id) IN \
+                 (SELECT user_id, seq, id FROM notification_tombstone WHERE seq < $1 \
+                  ORDER BY seq LIMIT $2) RETURNING user_id, seq",
+                &[&before, &(limit as i64)],
+            )
+            .await
+            .map_err(pg_err)?;
+        let users: Vec<Uuid> = gone.iter().map(|r| r.get(0)).collect();
+        let seqs: Vec<i64> = gone.iter().map(|r| r.get(1)).collect();
+        if !users.is_empty() {
+            raise_floors(&tx, &users, &seqs).await.map_err(pg_err)?;
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(users.len() as u64)
+    }
+
+    async fn inbox_changes(
+        &self,
+        user_id: Uuid,
+        since: i64,
+        limit: usize,
+    ) -> StoreResult<InboxChanges> {
+        let mut c = self.client().await?;
+        // One snapshot for the three ranges, the floor and the clock: a sequence at or below
+        // the clock it reads belongs to a committed transaction it sees.
+        let tx = c
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(pg_err)?;
+        let limit = limit as i64;
+        let now = now_micros();
+        let created = tx
+            .query(
+                &format!(
+                    "SELECT {INBOX_COLS} FROM notification WHERE user_id = $1 \
+                     AND create_time > $2 AND {} ORDER BY create_time LIMIT $3",
+                    live_sql("$4")
+                ),
+                &[&user_id, &since, &limit, &now],
+            )
+            .await
+            .map_err(pg_err)?;
+        let changed = tx
+            .query(
+                &format!(
+                    "SELECT {INBOX_COLS} FROM notification WHERE user_id = $1 \
+                     AND change_seq > $2 AND {} ORDER BY change_seq LIMIT $3",
+                    live_sql("$4")
+                ),
+                &[&user_id, &since, &limit, &now],
+            )
+            .await
+            .map_err(pg_err)?;
+        let deleted = tx
+            .query(
+                "SELECT seq, id FROM notification_tombstone WHERE user_id = $1 AND seq > $2 \
+                 ORDER BY seq LIMIT $3",
+                &[&user_id, &since, &limit],
+            )
+            .await
+            .map_err(pg_err)?;
+        let floor = tx
+            .query_opt(
+                "SELECT seq FROM inbox_sync_floor WHERE user_id = $1",
+                &[&user_id],
+            )
+            .await
+            .map_err(pg_err)?
+            .map(|r| r.get(0));
+        let high_water: i64 = tx
+            .query_one("SELECT last FROM notification_clock", &[])
+            .await
+            .map_err(pg_err)?
+            .get(0);
+        tx.commit().await.map_err(pg_err)?;
+        Ok(InboxChanges {
+            created: created.iter().map(inbox_item_from).collect(),
+            changed: changed.iter().map(inbox_item_from).collect(),
+            deleted: deleted.iter().map(|r| (r.get(0), r.get(1))).collect(),
+            floor,
+            high_water,
+        })
     }
 
     async fn friends_add(

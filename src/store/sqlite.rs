@@ -24,13 +24,13 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row}
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::{live_sql, GROUP_COLS, NOTIFICATION_COLS, USER_COLS};
+use super::{live_sql, GROUP_COLS, INBOX_COLS, NOTIFICATION_COLS, USER_COLS};
 use crate::core::groups::{self, MemberOp, Transition};
 use crate::core::notifications::{Notification, NotificationUpdate};
 use crate::core::store::{
     ChannelStream, FriendChange, FriendEdge, FriendPosition, GroupFilter, GroupJoin, GroupLeave,
-    GroupMembers, GroupRecord, GroupUpdate, InboxCounts, InboxFilter, InboxItem, InboxMark,
-    KeyedInsert, NewIdentity, RevokedToken, SendKeys, Store, StoreError, StoreResult,
+    GroupMembers, GroupRecord, GroupUpdate, InboxChanges, InboxCounts, InboxFilter, InboxItem,
+    InboxMark, KeyedInsert, NewIdentity, RevokedToken, SendKeys, Store, StoreError, StoreResult,
     StoredMessage, UserRecord,
 };
 use crate::core::time::now_micros;
@@ -44,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/005_groups.sql"),
     include_str!("migrations/sqlite/006_social.sql"),
     include_str!("migrations/sqlite/007_inbox.sql"),
+    include_str!("migrations/sqlite/008_sync.sql"),
 ];
 /// Most jobs committed together; bounds one transaction's size and latency.
 const MAX_GROUP: usize = 512;
@@ -160,6 +161,47 @@ fn notification_from(row: &Row) -> rusqlite::Result<Notification> {
         create_time: row.get(6)?,
         persistent: true,
         expire_time: row.get(7)?,
+    })
+}
+
+/// The next value of the writer's clock: create_times and inbox change sequences alike.
+fn tick(state: &mut WriterState) -> i64 {
+    state.last_create_time = now_micros().max(state.last_create_time + 1);
+    state.last_create_time
+}
+
+/// Leaves a tombstone with a new sequence for each deleted row (gap-free sync).
+fn bury(
+    c: &Connection,
+    state: &mut WriterState,
+    user: &[u8],
+    ids: &[Uuid],
+) -> rusqlite::Result<()> {
+    let mut stmt = c.prepare_cached(
+        "INSERT INTO notification_tombstone (user_id, seq, id) VALUES (?1, ?2, ?3)",
+    )?;
+    for id in ids {
+        stmt.execute(params![user, tick(state), id.as_bytes().to_vec()])?;
+    }
+    Ok(())
+}
+
+/// Raises the user's sync floor to at least `seq`.
+fn raise_floor(c: &Connection, user: &[u8], seq: i64) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO inbox_sync_floor (user_id, seq) VALUES (?1, ?2) \
+         ON CONFLICT (user_id) DO UPDATE SET seq = max(seq, excluded.seq)",
+    )?
+    .execute(params![user, seq])?;
+    Ok(())
+}
+
+fn inbox_item_from(row: &Row) -> rusqlite::Result<InboxItem> {
+    Ok(InboxItem {
+        notification: notification_from(row)?,
+        read_time: row.get(8)?,
+        seen_time: row.get(9)?,
+        seq: row.get(10)?,
     })
 }
 
@@ -566,6 +608,57 @@ fn in_savepoint<T>(
     }
 }
 
+/// The body of `inbox_changes`, inside its read transaction.
+fn inbox_changes_in(
+    c: &Connection,
+    user_id: Uuid,
+    since: i64,
+    limit: usize,
+    now: i64,
+) -> rusqlite::Result<InboxChanges> {
+    let user = user_id.as_bytes().to_vec();
+    let limit = limit as i64;
+    let created = c
+        .prepare_cached(&format!(
+            "SELECT {INBOX_COLS} FROM notification WHERE user_id = ?1 AND create_time > ?2 \
+             AND {} ORDER BY create_time LIMIT ?3",
+            live_sql("?4")
+        ))?
+        .query_map(params![user, since, limit, now], inbox_item_from)?
+        .collect::<rusqlite::Result<_>>()?;
+    let changed = c
+        .prepare_cached(&format!(
+            "SELECT {INBOX_COLS} FROM notification INDEXED BY notification_changed \
+             WHERE user_id = ?1 AND change_seq > ?2 AND {} ORDER BY change_seq LIMIT ?3",
+            live_sql("?4")
+        ))?
+        .query_map(params![user, since, limit, now], inbox_item_from)?
+        .collect::<rusqlite::Result<_>>()?;
+    let deleted = c
+        .prepare_cached(
+            "SELECT seq, id FROM notification_tombstone WHERE user_id = ?1 AND seq > ?2 \
+             ORDER BY seq LIMIT ?3",
+        )?
+        .query_map(params![user, since, limit], |r| {
+            Ok((r.get(0)?, uuid_from(r, 1)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let floor = c
+        .prepare_cached("SELECT seq FROM inbox_sync_floor WHERE user_id = ?1")?
+        .query_row([&user], |r| r.get(0))
+        .optional()?;
+    let high_water = c
+        .prepare_cached("SELECT value FROM store_meta WHERE key = 'last_create_time'")?
+        .query_row([], |r| r.get(0))?;
+    Ok(InboxChanges {
+        created,
+        changed,
+        deleted,
+        floor,
+        high_water,
+    })
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<UserRecord>> {
@@ -746,6 +839,7 @@ impl Store for SqliteStore {
                 for id in stmt.query_map(params![user, key], |r| uuid_from(r, 0))? {
                     replaced.push(id?);
                 }
+                bury(c, state, &user, &replaced)?;
             }
             let mut stored = insert_rows(c, state, vec![row])?;
             let row = stored.pop().ok_or(rusqlite::Error::QueryReturnedNoRows)?;
@@ -827,13 +921,20 @@ impl Store for SqliteStore {
         user_id: Option<Uuid>,
     ) -> StoreResult<u64> {
         let user = user_id.map(|u| u.as_bytes().to_vec());
-        self.write(move |c, _| {
+        self.write(move |c, state| {
             let mut stmt = c.prepare_cached(
-                "DELETE FROM notification WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2)",
+                "DELETE FROM notification WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2) \
+                 RETURNING user_id",
             )?;
             let mut n = 0;
             for id in ids {
-                n += stmt.execute(params![id.as_bytes().to_vec(), user])? as u64;
+                let owner: Option<Vec<u8>> = stmt
+                    .query_row(params![id.as_bytes().to_vec(), user], |r| r.get(0))
+                    .optional()?;
+                if let Some(owner) = owner {
+                    bury(c, state, &owner, &[id])?;
+                    n += 1;
+                }
             }
             Ok(n)
         })
@@ -1427,10 +1528,11 @@ impl Store for SqliteStore {
     }
 
     async fn update_notifications(&self, updates: Vec<NotificationUpdate>) -> StoreResult<u64> {
-        self.write(move |c, _| {
+        self.write(move |c, state| {
             let mut stmt = c.prepare_cached(
                 "UPDATE notification SET subject = coalesce(?2, subject), \
-                 content = coalesce(?3, content), sender_id = coalesce(?4, sender_id) WHERE id = ?1",
+                 content = coalesce(?3, content), sender_id = coalesce(?4, sender_id), \
+                 change_seq = ?5 WHERE id = ?1",
             )?;
             let mut n = 0;
             for u in updates {
@@ -1439,6 +1541,7 @@ impl Store for SqliteStore {
                     u.subject,
                     u.content,
                     u.sender_id.map(|s| s.as_bytes().to_vec()),
+                    tick(state),
                 ])? as u64;
             }
             Ok(n)
@@ -1455,18 +1558,31 @@ impl Store for SqliteStore {
     ) -> StoreResult<u64> {
         let (set, cond) = super::mark_sql(mark);
         let set = set.replace("NOW", "?2");
-        self.write(move |c, _| {
+        self.write(move |c, state| {
             let user = user_id.as_bytes().to_vec();
             let Some(ids) = ids else {
-                let sql = format!("UPDATE notification SET {set} WHERE user_id = ?1 AND {cond}");
-                return Ok(c.prepare_cached(&sql)?.execute(params![user, now])? as u64);
+                // One statement numbers the changed rows from the clock: base + 1, base + 2, …
+                let base = state.last_create_time.max(now_micros() - 1);
+                let sql = format!(
+                    "UPDATE notification SET {set}, change_seq = ?3 + t.rn FROM \
+                     (SELECT id AS tid, row_number() OVER (ORDER BY create_time, id) AS rn \
+                      FROM notification WHERE user_id = ?1 AND {cond}) AS t \
+                     WHERE notification.id = t.tid"
+                );
+                let n = c.prepare_cached(&sql)?.execute(params![user, now, base])? as i64;
+                if n > 0 {
+                    state.last_create_time = base + n;
+                }
+                return Ok(n as u64);
             };
-            let sql =
-                format!("UPDATE notification SET {set} WHERE user_id = ?1 AND id = ?3 AND {cond}");
+            let sql = format!(
+                "UPDATE notification SET {set}, change_seq = ?4 \
+                 WHERE user_id = ?1 AND id = ?3 AND {cond}"
+            );
             let mut stmt = c.prepare_cached(&sql)?;
             let mut n = 0;
             for id in ids {
-                n += stmt.execute(params![user, now, id.as_bytes().to_vec()])? as u64;
+                n += stmt.execute(params![user, now, id.as_bytes().to_vec(), tick(state)])? as u64;
             }
             Ok(n)
         })
@@ -1559,7 +1675,7 @@ impl Store for SqliteStore {
         let now = now_micros();
         self.read(move |c| {
             let sql = format!(
-                "SELECT {NOTIFICATION_COLS}, read_time, seen_time FROM notification \
+                "SELECT {INBOX_COLS} FROM notification \
                  WHERE user_id = ?1 AND (create_time, id) > (?2, ?3) AND {} AND {} \
                  ORDER BY create_time, id LIMIT ?4",
                 super::inbox_filter_sql(|n, _| format!("?{n}"), 5),
@@ -1577,15 +1693,81 @@ impl Store for SqliteStore {
                     filter.code,
                     now
                 ],
-                |row| {
-                    Ok(InboxItem {
-                        notification: notification_from(row)?,
-                        read_time: row.get(8)?,
-                        seen_time: row.get(9)?,
-                    })
-                },
+                inbox_item_from,
             )?;
             rows.collect()
+        })
+        .await
+    }
+    async fn purge_notifications(&self, ids: Vec<Uuid>, now: i64) -> StoreResult<u64> {
+        self.write(move |c, state| {
+            let mut stmt = c.prepare_cached(
+                "DELETE FROM notification WHERE id = ?1 RETURNING user_id, expire_time",
+            )?;
+            let mut n = 0;
+            let mut lost: Vec<Vec<u8>> = Vec::new();
+            for id in ids {
+                let gone: Option<(Vec<u8>, Option<i64>)> = stmt
+                    .query_row(params![id.as_bytes().to_vec()], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .optional()?;
+                if let Some((user, expire_time)) = gone {
+                    n += 1;
+                    if expire_time.is_none_or(|t| t > now) && !lost.contains(&user) {
+                        lost.push(user);
+                    }
+                }
+            }
+            if !lost.is_empty() {
+                let floor = tick(state);
+                for user in lost {
+                    raise_floor(c, &user, floor)?;
+                }
+            }
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn prune_tombstones(&self, before: i64, limit: usize) -> StoreResult<u64> {
+        self.write(move |c, _| {
+            let old: Vec<(Vec<u8>, i64, Vec<u8>)> = c
+                .prepare_cached(
+                    "SELECT user_id, seq, id FROM notification_tombstone \
+                     INDEXED BY notification_tombstone_seq WHERE seq < ?1 ORDER BY seq LIMIT ?2",
+                )?
+                .query_map(params![before, limit as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut delete = c.prepare_cached(
+                "DELETE FROM notification_tombstone WHERE user_id = ?1 AND seq = ?2 AND id = ?3",
+            )?;
+            // Oldest first, so the last floor raised per user is its newest pruned sequence.
+            for (user, seq, id) in &old {
+                delete.execute(params![user, seq, id])?;
+                raise_floor(c, user, *seq)?;
+            }
+            Ok(old.len() as u64)
+        })
+        .await
+    }
+
+    async fn inbox_changes(
+        &self,
+        user_id: Uuid,
+        since: i64,
+        limit: usize,
+    ) -> StoreResult<InboxChanges> {
+        let now = now_micros();
+        self.read(move |c| {
+            // One read transaction: the three ranges, the floor and the high-water mark
+            // all come from the same snapshot.
+            c.execute_batch("BEGIN")?;
+            let result = inbox_changes_in(c, user_id, since, limit, now);
+            let _ = c.execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
+            result
         })
         .await
     }

@@ -718,3 +718,274 @@ async fn game_servers_send_with_expiry_and_keys_over_rest() {
         assert_eq!(err["code"], 3, "{err}");
     }
 }
+
+/// A device's copy of its inbox, built only from sync pages: id -> (subject, read).
+#[derive(Default)]
+struct Replica {
+    items: std::collections::BTreeMap<String, (String, bool)>,
+    seq: Option<String>,
+    pages: usize,
+}
+
+impl Replica {
+    /// Applies one page; each page must start where the previous one ended (no gap, no
+    /// overlap), and its changes must come in ascending sequence.
+    fn apply(&mut self, page: &Value) {
+        assert_eq!(page["resync"], json!(false), "unexpected resync: {page}");
+        if let Some(seq) = &self.seq {
+            assert_eq!(&page["since"], seq, "a page starts where the last ended");
+        }
+        let mut last = page["since"].as_str().and_then(|s| s.parse::<i64>().ok());
+        for change in page["changes"].as_array().expect("changes") {
+            let seq: i64 = change["seq"]
+                .as_str()
+                .expect("seq")
+                .parse()
+                .expect("number");
+            assert!(last.is_none_or(|l| seq > l), "ascending sequences: {page}");
+            last = Some(seq);
+            if let Some(id) = change["deleted"].as_str() {
+                self.items.remove(id);
+            } else {
+                let n = &change["notification"];
+                let id = n["id"].as_str().expect("id").to_string();
+                let entry = (
+                    n["subject"].as_str().unwrap_or("").to_string(),
+                    n["read"].as_bool().expect("read"),
+                );
+                self.items.insert(id, entry);
+            }
+        }
+        self.seq = Some(page["seq"].as_str().expect("page seq").to_string());
+        self.pages += 1;
+    }
+
+    /// What the server lists now, in the replica's form.
+    async fn of_server(
+        s: &Server,
+        token: &str,
+    ) -> std::collections::BTreeMap<String, (String, bool)> {
+        let (status, listed) = s.get("/v2/tidings/inbox?limit=1000", token).await;
+        assert_eq!(status, 200, "{listed}");
+        listed["notifications"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|n| {
+                let id = n["id"].as_str().expect("id").to_string();
+                let subject = n["subject"].as_str().unwrap_or("").to_string();
+                (id, (subject, n["read"].as_bool().expect("read")))
+            })
+            .collect()
+    }
+}
+
+/// Reads frames, applying `tidings_sync` pages, until the replica equals the server's list.
+async fn sync_until_equal(ws: &mut Ws, replica: &mut Replica, s: &Server, token: &str) {
+    let want = Replica::of_server(s, token).await;
+    for _ in 0..50 {
+        if replica.items == want {
+            return;
+        }
+        let frame = next_json(ws).await;
+        if let Some(page) = frame.get("tidings_sync") {
+            replica.apply(page);
+        }
+    }
+    panic!("replica never matched: {:?} vs {want:?}", replica.items);
+}
+
+#[tokio::test]
+async fn devices_stay_in_sync_without_gaps() {
+    let s = Server::start().await;
+    let u = s.user("syncer").await;
+    let send = |subject: &str| note(u.id, subject, 1);
+    s.core
+        .notifications
+        .send(vec![send("before")])
+        .await
+        .expect("send");
+
+    // Device B follows from the beginning: the catch-up page holds what exists already.
+    let mut b = s
+        .socket_query(&format!("token={}&tidings_since=0", u.token))
+        .await
+        .expect("socket");
+    let mut replica = Replica::default();
+    sync_until_equal(&mut b, &mut replica, &s, &u.token).await;
+    assert_eq!(replica.items.len(), 1);
+
+    // Live: sends, and a read on another device.
+    let sent = s
+        .core
+        .notifications
+        .send(vec![send("one"), send("two"), send("three")])
+        .await
+        .expect("send");
+    sync_until_equal(&mut b, &mut replica, &s, &u.token).await;
+    let (status, _) = post(
+        &s,
+        "/v2/tidings/inbox/read",
+        &u.token,
+        json!({"ids": [sent[0].id.to_string()]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    sync_until_equal(&mut b, &mut replica, &s, &u.token).await;
+    assert!(replica.items[&sent[0].id.to_string()].1, "read on device A");
+    let live_pages = replica.pages;
+    drop(b);
+
+    // Offline: inserts, an update, a delete and "mark all read" happen.
+    s.core
+        .notifications
+        .send(vec![send("four"), send("five")])
+        .await
+        .expect("send");
+    s.core
+        .notifications
+        .update(vec![NotificationUpdate {
+            id: sent[1].id,
+            subject: Some("two, edited".into()),
+            content: None,
+            sender_id: None,
+        }])
+        .await
+        .expect("update");
+    let (status, _) = s
+        .delete(&format!("/v2/notification?ids={}", sent[2].id), &u.token)
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = post(&s, "/v2/tidings/inbox/read", &u.token, json!({"all": true})).await;
+    assert_eq!(status, 200);
+
+    // Reconnecting from its last sequence, B receives exactly what it missed.
+    let since = replica.seq.clone().expect("a sequence");
+    let mut b = s
+        .socket_query(&format!("token={}&tidings_since={since}", u.token))
+        .await
+        .expect("socket");
+    let frame = next_json(&mut b).await;
+    let page = frame.get("tidings_sync").expect("the catch-up comes first");
+    let changes = page["changes"].as_array().expect("changes");
+    let deleted: Vec<&str> = changes
+        .iter()
+        .filter_map(|c| c["deleted"].as_str())
+        .collect();
+    assert_eq!(deleted, [sent[2].id.to_string().as_str()]);
+    // Each changed row once, in its state now: two new, the edited one, and every row
+    // "mark all" changed (before, two, and the new ones; one was read already).
+    let upserts: Vec<&Value> = changes
+        .iter()
+        .filter_map(|c| c.get("notification"))
+        .collect();
+    let subjects: std::collections::BTreeSet<&str> = upserts
+        .iter()
+        .map(|n| n["subject"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        subjects,
+        ["before", "five", "four", "two, edited"]
+            .into_iter()
+            .collect(),
+        "{page}"
+    );
+    assert_eq!(upserts.len(), 4, "each row once: {page}");
+    assert!(upserts.iter().all(|n| n["read"] == json!(true)));
+    replica.apply(page);
+    assert_eq!(replica.items, Replica::of_server(&s, &u.token).await);
+    assert!(live_pages >= 3);
+    assert!(
+        silent(&mut b, Duration::from_millis(200)).await,
+        "nothing twice"
+    );
+
+    // REST: paging from the start in pages of 2 rebuilds the same inbox.
+    let mut rest = Replica::default();
+    let mut since = "0".to_string();
+    for _ in 0..20 {
+        let (status, page) = s
+            .get(
+                &format!("/v2/tidings/inbox/changes?since={since}&limit=2"),
+                &u.token,
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page["changes"].as_array().expect("changes").len() <= 2);
+        rest.apply(&page);
+        since = page["seq"].as_str().expect("seq").to_string();
+        if page["more"] == json!(false) {
+            break;
+        }
+    }
+    assert_eq!(rest.items, Replica::of_server(&s, &u.token).await);
+    assert!(rest.pages > 3, "paged in small steps");
+
+    // Bad sequences and limits.
+    for query in [
+        "since=-1",
+        "since=abc",
+        "since=1&limit=0",
+        "since=1&limit=1001",
+    ] {
+        let (status, body) = s
+            .get(&format!("/v2/tidings/inbox/changes?{query}"), &u.token)
+            .await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["code"], json!(3), "{query}: {body}");
+    }
+    let refused = s
+        .socket_query(&format!("token={}&tidings_since=soon", u.token))
+        .await;
+    assert!(matches!(refused, Err((400, _))), "{:?}", refused.err());
+}
+
+#[tokio::test]
+async fn a_retention_purge_asks_behind_devices_to_resync() {
+    let s = Server::start_with(&[
+        ("notifications.max_per_user", "2"),
+        ("notifications.purge_interval_ms", "100"),
+    ])
+    .await;
+    let u = s.user("resyncer").await;
+    let (_, first) = s.get("/v2/tidings/inbox/changes?since=0", &u.token).await;
+    assert_eq!(first["resync"], json!(false), "{first}");
+    let since = first["seq"].as_str().expect("seq").to_string();
+    let sent = s
+        .core
+        .notifications
+        .send((1..=4).map(|i| note(u.id, &format!("n{i}"), 1)).collect())
+        .await
+        .expect("send");
+    until("the cap purges the two oldest", || {
+        rows_in_file(&s, sent[0].id) == 0 && rows_in_file(&s, sent[1].id) == 0
+    })
+    .await;
+    let (status, page) = s
+        .get(
+            &format!("/v2/tidings/inbox/changes?since={since}"),
+            &u.token,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(page["resync"], json!(true), "{page}");
+    assert_eq!(page["changes"], json!([]));
+    let resume = page["seq"].as_str().expect("seq").to_string();
+    assert!(resume.parse::<i64>().expect("n") > since.parse::<i64>().expect("n"));
+
+    // The same on a socket; from the resync's sequence the device is current again.
+    let mut ws = s
+        .socket_query(&format!("token={}&tidings_since={since}", u.token))
+        .await
+        .expect("socket");
+    let frame = next_json(&mut ws).await;
+    assert_eq!(frame["tidings_sync"]["resync"], json!(true), "{frame}");
+    let (_, after) = s
+        .get(
+            &format!("/v2/tidings/inbox/changes?since={resume}"),
+            &u.token,
+        )
+        .await;
+    assert_eq!(after["resync"], json!(false), "{after}");
+    assert_eq!(after["changes"], json!([]));
+}

@@ -1144,6 +1144,180 @@ async fn inbox_state_counts_and_filters(store: &Arc<dyn Store>, run: &Run) {
         1
     );
     keyed_inserts(store, run, bob.id).await;
+    inbox_changes_follow_every_change(store, run).await;
+}
+
+/// Gap-free sync: every insert, state change, update and delete of a user's rows takes a
+/// distinct sequence above every earlier one, `inbox_changes` finds each by kind after a
+/// sequence, and purges and pruned tombstones raise the user's floor.
+async fn inbox_changes_follow_every_change(store: &Arc<dyn Store>, run: &Run) {
+    use tidings::core::store::{InboxMark, KeyedInsert, SendKeys};
+    let erin = new_user(store, run, "sync-erin").await;
+    let changes = |since: i64| store.inbox_changes(erin.id, since, 100);
+    let start = changes(0).await.expect("changes of an empty inbox");
+    assert!(start.created.is_empty() && start.changed.is_empty() && start.deleted.is_empty());
+    assert_eq!(start.floor, None);
+    let h0 = start.high_water;
+
+    let rows = store
+        .insert_notifications(
+            (0..6)
+                .map(|i| notification(erin.id, erin.id, &format!("s{i}")))
+                .collect(),
+        )
+        .await
+        .expect("insert");
+    let ids = ids_of(&rows);
+    let after_insert = changes(h0).await.expect("changes after inserts");
+    let created: Vec<(Uuid, i64)> = after_insert
+        .created
+        .iter()
+        .map(|i| (i.notification.id, i.seq))
+        .collect();
+    let expected: Vec<(Uuid, i64)> = rows.iter().map(|n| (n.id, n.create_time)).collect();
+    assert_eq!(created, expected, "an insert's sequence is its create_time");
+    assert!(after_insert.high_water >= rows[5].create_time);
+    let h1 = after_insert.high_water;
+    assert!(changes(h1).await.expect("nothing new").created.is_empty());
+
+    // A read, an update and a delete, each later than the one before.
+    store
+        .mark_notifications(erin.id, Some(vec![ids[0]]), InboxMark::Read, now_micros())
+        .await
+        .expect("mark read");
+    store
+        .update_notifications(vec![NotificationUpdate {
+            id: ids[1],
+            subject: Some("s1 updated".into()),
+            content: None,
+            sender_id: None,
+        }])
+        .await
+        .expect("update");
+    store
+        .delete_notifications(vec![ids[2]], Some(erin.id))
+        .await
+        .expect("delete");
+    let c = changes(h1)
+        .await
+        .expect("changes after read, update, delete");
+    assert!(c.created.is_empty(), "nothing created after h1");
+    let changed: Vec<Uuid> = c.changed.iter().map(|i| i.notification.id).collect();
+    assert_eq!(changed, vec![ids[0], ids[1]], "in change order");
+    assert!(c.changed[0].read_time.is_some(), "the row's state now");
+    assert_eq!(c.changed[1].notification.subject, "s1 updated");
+    assert_eq!(c.deleted.len(), 1);
+    assert_eq!(c.deleted[0].1, ids[2]);
+    let seqs = [c.changed[0].seq, c.changed[1].seq, c.deleted[0].0];
+    assert!(
+        seqs[0] > h1 && strictly_ascending(&seqs) && c.high_water >= seqs[2],
+        "{seqs:?} after {h1}, high water {}",
+        c.high_water
+    );
+    // From a sequence between two changes, only the later ones.
+    let mid = changes(seqs[0]).await.expect("changes from the middle");
+    assert_eq!(mid.changed.len(), 1);
+    assert_eq!(mid.changed[0].notification.id, ids[1]);
+    let h2 = c.high_water;
+
+    // "Mark all" numbers every row it changes.
+    let marked = store
+        .mark_notifications(erin.id, None, InboxMark::Seen, now_micros())
+        .await
+        .expect("mark all seen");
+    assert_eq!(marked, 4, "the three unseen rows left and the updated one");
+    let all = changes(h2).await.expect("changes after mark all");
+    let all_seqs: Vec<i64> = all.changed.iter().map(|i| i.seq).collect();
+    assert_eq!(all_seqs.len(), 4);
+    assert!(
+        all_seqs[0] > h2 && strictly_ascending(&all_seqs),
+        "{all_seqs:?}"
+    );
+    assert!(all.high_water >= all_seqs[3]);
+    let limited = store.inbox_changes(erin.id, h2, 2).await.expect("limited");
+    assert_eq!(limited.changed.len(), 2, "each range stops at the limit");
+
+    // A collapse key's replaced row leaves a tombstone too.
+    let collapse = SendKeys {
+        dedupe_key: None,
+        collapse_key: Some("energy".into()),
+    };
+    let mut replaced_id = None;
+    for i in 0..2 {
+        match store
+            .insert_keyed(
+                notification(erin.id, erin.id, &format!("energy {i}")),
+                collapse.clone(),
+                0,
+            )
+            .await
+            .expect("collapse")
+        {
+            KeyedInsert::Stored { row, .. } if i == 0 => replaced_id = Some(row.id),
+            KeyedInsert::Stored { .. } => {}
+            other => panic!("not stored: {other:?}"),
+        }
+    }
+    let h3 = all.high_water;
+    let collapsed = changes(h3).await.expect("changes after collapse");
+    assert_eq!(
+        collapsed.deleted.iter().map(|d| d.1).collect::<Vec<_>>(),
+        vec![replaced_id.expect("first energy stored")]
+    );
+    assert_eq!(collapsed.created.len(), 1, "only the replacement is live");
+
+    // A purge of a live row raises the floor past everything so far; an expired row's does not.
+    let before_purge = collapsed.high_water;
+    assert_eq!(
+        store
+            .purge_notifications(vec![ids[3]], now_micros())
+            .await
+            .expect("purge"),
+        1
+    );
+    let floor = changes(before_purge)
+        .await
+        .expect("after purge")
+        .floor
+        .expect("a purge raises the floor");
+    assert!(floor > before_purge, "{floor} > {before_purge}");
+    assert!(
+        !changes(before_purge)
+            .await
+            .expect("again")
+            .deleted
+            .iter()
+            .any(|d| d.1 == ids[3]),
+        "a purge leaves no tombstone"
+    );
+    let fay = new_user(store, run, "sync-fay").await;
+    let mut short = notification(fay.id, fay.id, "short");
+    short.expire_time = Some(now_micros() + 100_000);
+    let short = store
+        .insert_notifications(vec![short])
+        .await
+        .expect("insert short");
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    store
+        .purge_notifications(ids_of(&short), now_micros())
+        .await
+        .expect("purge expired");
+    assert_eq!(
+        store.inbox_changes(fay.id, 0, 10).await.expect("fay").floor,
+        None,
+        "an expired row's purge needs no resync"
+    );
+
+    // Pruned tombstones raise the floor to the newest of them.
+    let newest_tombstone = collapsed.deleted[0].0;
+    let pruned = store
+        .prune_tombstones(newest_tombstone + 1, 100_000)
+        .await
+        .expect("prune");
+    assert!(pruned >= 2, "erin's two tombstones went ({pruned})");
+    let after_prune = changes(h1).await.expect("after prune");
+    assert!(after_prune.deleted.is_empty());
+    assert!(after_prune.floor.is_some_and(|f| f >= newest_tombstone));
 }
 
 async fn keyed_inserts(store: &Arc<dyn Store>, run: &Run, sender: Uuid) {
