@@ -8,6 +8,9 @@
 //!   from the middle of a 10,000-row inbox, and inserts of 1 and of 100 notifications, each
 //!   insert being one committed transaction; the inbox extension's unread count over those
 //!   10,000 unread rows; a keyed insert with a new dedupe key and with a repeated one.
+//! - `sync`: gap-free sync (`core::sync`): the page of 1,000 changes a device missed (400 new
+//!   notifications, 300 read, 200 updated, 100 deleted) in a 10,000-row inbox; and "mark all
+//!   read" over 10,000 unread rows, which numbers every row it changes.
 //!
 //! Run all of them (about a minute on 2 cores) with
 //!
@@ -260,11 +263,121 @@ fn bench_store(c: &mut Criterion) {
     rt.block_on(store.close()).expect("close the store");
 }
 
+fn bench_sync(c: &mut Criterion) {
+    use tidings::core::notifications::NotificationUpdate;
+    use tidings::core::store::InboxMark;
+    let rt = Runtime::new().expect("a tokio runtime");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = SqliteStore::open(&dir.path().join("bench.sqlite3")).expect("open the store");
+    let user = rt.block_on(create_user(&store, "bench_sync"));
+    let mut ids = Vec::new();
+    for _ in 0..INBOX_ROWS / SEED_BATCH {
+        let stored = rt
+            .block_on(store.insert_notifications(notifications(user, SEED_BATCH)))
+            .expect("seed the inbox");
+        ids.extend(stored.iter().map(|n| n.id));
+    }
+    let since = rt
+        .block_on(store.inbox_changes(user, 0, 1))
+        .expect("the high-water mark")
+        .high_water;
+    // 1,000 changes after `since`: 400 inserts, 300 reads, 200 updates, 100 deletes.
+    rt.block_on(async {
+        store
+            .insert_notifications(notifications(user, 400))
+            .await
+            .expect("insert");
+        store
+            .mark_notifications(
+                user,
+                Some(ids[..300].to_vec()),
+                InboxMark::Read,
+                now_micros(),
+            )
+            .await
+            .expect("read");
+        let updates = ids[300..500]
+            .iter()
+            .map(|id| NotificationUpdate {
+                id: *id,
+                subject: Some("changed".into()),
+                content: None,
+                sender_id: None,
+            })
+            .collect();
+        store.update_notifications(updates).await.expect("update");
+        store
+            .delete_notifications(ids[500..600].to_vec(), Some(user))
+            .await
+            .expect("delete");
+    });
+    let page = tidings::core::sync::merge(
+        since,
+        1000,
+        rt.block_on(store.inbox_changes(user, since, 1000))
+            .expect("changes"),
+    );
+    assert_eq!(
+        page.entries.len(),
+        1000,
+        "one page holds every missed change"
+    );
+    assert!(!page.more);
+
+    let mut group = configured_group(c, "sync", Duration::from_secs(3));
+    group.throughput(Throughput::Elements(1000));
+    group.bench_function("catch_up_1000_changes", |b| {
+        b.iter(|| {
+            let found = rt
+                .block_on(store.inbox_changes(user, black_box(since), 1000))
+                .expect("changes");
+            tidings::core::sync::merge(since, 1000, found)
+        })
+    });
+    // Mark all read over 10,000 unread rows (timed), then unread again by id (not timed).
+    let marker = rt.block_on(create_user(&store, "bench_marker"));
+    let mut marker_ids = Vec::new();
+    for _ in 0..INBOX_ROWS / SEED_BATCH {
+        let stored = rt
+            .block_on(store.insert_notifications(notifications(marker, SEED_BATCH)))
+            .expect("seed the inbox");
+        marker_ids.extend(stored.iter().map(|n| n.id));
+    }
+    group.throughput(Throughput::Elements(INBOX_ROWS as u64));
+    group.sample_size(10);
+    group.bench_function("mark_all_read_10000", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                let start = std::time::Instant::now();
+                let n = rt
+                    .block_on(store.mark_notifications(marker, None, InboxMark::Read, now_micros()))
+                    .expect("mark all read");
+                spent += start.elapsed();
+                assert_eq!(n, INBOX_ROWS as u64);
+                for chunk in marker_ids.chunks(1000) {
+                    rt.block_on(store.mark_notifications(
+                        marker,
+                        Some(chunk.to_vec()),
+                        InboxMark::Unread,
+                        now_micros(),
+                    ))
+                    .expect("unread again");
+                }
+            }
+            spent
+        })
+    });
+    group.finish();
+    rt.block_on(store.close()).expect("close the store");
+}
+
 criterion_group!(
     benches,
     bench_cursor,
     bench_lua_content,
     bench_frames,
-    bench_store
+    bench_store,
+    bench_sync
 );
 criterion_main!(benches);
