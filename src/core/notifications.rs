@@ -24,8 +24,6 @@ pub const MAX_SUBJECT_CHARS: usize = 255;
 const TOO_LONG: &str = "ERROR: value too long for type character varying(255) (SQLSTATE 22001)";
 /// Largest page any door may ask for.
 pub const MAX_LIST_LIMIT: usize = 1000;
-/// Users per page when a persistent `send_all` walks the user table.
-pub const SEND_ALL_PAGE: usize = 10_000;
 /// Most notifications one send call may carry; bounds the work a script can ask for at once.
 pub const MAX_BATCH: usize = 100_000;
 
@@ -541,6 +539,11 @@ impl Notifications {
         let mut order: Vec<Uuid> = Vec::new();
         let mut per_user: HashMap<Uuid, Vec<Notification>> = HashMap::new();
         for n in all {
+            if n.user_id.is_nil() && n.persistent {
+                // A broadcast another node stored (the catch-up reads them with a nil user).
+                self.push_broadcast(n.clone());
+                continue;
+            }
             if !self.presence.is_online(n.user_id) {
                 continue;
             }
@@ -565,9 +568,11 @@ impl Notifications {
         }
     }
 
-    /// Sends one notification to every user. Non-persistent: one shared frame to every online
-    /// session of this node. Persistent: a row per user, stored page by page, each page pushed
-    /// after it commits; returns when every row is durable. Returns the number of rows stored.
+    /// Sends one notification to every user: one shared frame to every online session (of
+    /// every node). Persistent: first stored once as a broadcast (`Store::insert_broadcast`),
+    /// which every existing user lists with their own read and delete state, so a broadcast
+    /// to a million players is one write; returns once it is durable. Returns the number of
+    /// rows stored (1 or 0).
     pub async fn send_all(
         &self,
         subject: String,
@@ -609,33 +614,25 @@ impl Notifications {
                 .deliver_all(&Outbound::new(Event::Notifications(vec![n])));
             return Ok(0);
         }
-        let mut after = None;
-        let mut stored = 0u64;
-        loop {
-            let users = self
-                .store
-                .user_ids_page(after, SEND_ALL_PAGE)
-                .await
-                .map_err(|e| store_error("Error sending notifications.", e))?;
-            let Some(last) = users.last().copied() else {
-                break;
-            };
-            let full_page = users.len() == SEND_ALL_PAGE;
-            let batch: Vec<NewNotification> = users
-                .into_iter()
-                .map(|user_id| NewNotification {
-                    user_id,
-                    ..template.clone()
-                })
-                .collect();
-            stored += batch.len() as u64;
-            self.send(batch).await?;
-            if !full_page {
-                break;
-            }
-            after = Some(last);
+        let row = self
+            .store
+            .insert_broadcast(template.into_row(now_micros()))
+            .await
+            .map_err(|e| store_error("Error sending notifications.", e))?;
+        self.wake_cluster();
+        self.push_broadcast(row);
+        Ok(1)
+    }
+
+    /// Pushes a stored broadcast to every session here, and tells the users following their
+    /// inbox here.
+    fn push_broadcast(&self, row: Notification) {
+        let id = row.id;
+        self.presence
+            .deliver_all(&Outbound::new(Event::Notifications(vec![row])));
+        for user in self.presence.inbox_users() {
+            self.inbox.stored(user, vec![id]);
         }
-        Ok(stored)
     }
 
     /// A page of the user's inbox after `cursor` (empty text: from the start).

@@ -245,6 +245,15 @@ impl Presence {
             .is_some_and(|list| list.iter().any(|s| s.inbox))
     }
 
+    /// The users with a socket here that asked for inbox events.
+    pub fn inbox_users(&self) -> Vec<Uuid> {
+        self.lock()
+            .iter()
+            .filter(|(_, list)| list.iter().any(|s| s.inbox))
+            .map(|(user, _)| *user)
+            .collect()
+    }
+
     /// Queues `msg` on the user's sockets here that asked for inbox events.
     pub fn deliver_inbox(&self, user_id: Uuid, msg: &Arc<Outbound>) {
         if let Some(list) = self.lock().get(&user_id) {

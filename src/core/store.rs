@@ -168,6 +168,9 @@ pub struct InboxChanges {
     pub changed: Vec<InboxItem>,
     /// Deletes after it: (sequence, id), by sequence.
     pub deleted: Vec<(i64, Uuid)>,
+    /// Broadcasts the user sees that were sent or changed after it (true: since deleted or
+    /// hidden), by sequence.
+    pub broadcasts: Vec<(InboxItem, bool)>,
     /// Below this sequence the user may have lost rows without a tombstone.
     pub floor: Option<i64>,
     /// The largest sequence handed out when the snapshot was taken (every node's).
@@ -370,7 +373,8 @@ pub trait Store: Send + Sync + 'static {
         user_id: Option<Uuid>,
     ) -> StoreResult<Vec<Notification>>;
     /// Deletes rows by id, optionally only the given user's, leaving a tombstone with a new
-    /// sequence for each; returns how many went.
+    /// sequence for each; returns how many went. A broadcast's id with a user hides it for
+    /// that user only; without one, deletes it for everyone.
     async fn delete_notifications(&self, ids: Vec<Uuid>, user_id: Option<Uuid>)
         -> StoreResult<u64>;
     /// Applies every update in one transaction, each changed row taking a new sequence;
@@ -399,6 +403,10 @@ pub trait Store: Send + Sync + 'static {
     /// expired at `now` the sync floor rises past every sequence so far: their devices must
     /// resync (an expired row needs no news: clients drop it at its expire time).
     async fn purge_notifications(&self, ids: Vec<Uuid>, now: i64) -> StoreResult<u64>;
+    /// Stores a broadcast: one row that every user existing now sees in their inbox, with
+    /// their own read, seen and delete state. Returns it with its create_time (from the same
+    /// clock as notifications) and a nil user.
+    async fn insert_broadcast(&self, row: Notification) -> StoreResult<Notification>;
     /// Deletes up to `limit` tombstones older than sequence `before`, raising their users'
     /// sync floors to the newest of them. Returns how many went.
     async fn prune_tombstones(&self, before: i64, limit: usize) -> StoreResult<u64>;

@@ -8,8 +8,12 @@
 //! step) plus the ids deleted, in sequence order, and the `seq` to ask from next time.
 //! Sequences are monotonic per user but not contiguous (one clock serves every user).
 //!
-//! The store reads three ranges in one snapshot (created, changed, deleted after S), each
-//! cut at the page size; [`merge`] keeps only what lies at or below the lowest cut, so a
+//! A broadcast (one row every user sees, `Store::insert_broadcast`) is numbered by its
+//! create_time, a later update of it, or the user's own read/seen/hide of it, whichever is
+//! newest; hidden or deleted for everyone, it is reported as deleted.
+//!
+//! The store reads four ranges in one snapshot (created, changed, deleted after S, and the
+//! user's broadcasts), each cut at the page size; [`merge`] keeps only what lies at or below the lowest cut, so a
 //! page never skips anything and the next page starts exactly where this one ended.
 //!
 //! When something may have gone without a tombstone (a retention purge, or tombstones older
@@ -66,6 +70,7 @@ pub fn merge(since: i64, limit: usize, changes: InboxChanges) -> SyncPage {
         created,
         changed,
         deleted,
+        broadcasts,
         floor,
         high_water,
     } = changes;
@@ -85,25 +90,36 @@ pub fn merge(since: i64, limit: usize, changes: InboxChanges) -> SyncPage {
         full(created.len()).then(|| created.last().map(|i| i.notification.create_time)),
         full(changed.len()).then(|| changed.last().map(|i| i.seq)),
         full(deleted.len()).then(|| deleted.last().map(|d| d.0)),
+        full(broadcasts.len()).then(|| broadcasts.last().map(|b| b.0.seq)),
     ]
     .into_iter()
     .flatten()
     .flatten()
     .min();
     let within = |seq: i64| cut.is_none_or(|c| seq <= c);
-    let mut entries: Vec<SyncEntry> = created
-        .into_iter()
-        // A row changed since its insert is reported at its change, from the second range.
-        .filter(|i| i.seq == i.notification.create_time && within(i.seq))
-        .chain(changed.into_iter().filter(|i| within(i.seq)))
-        .map(SyncEntry::Upsert)
-        .chain(
-            deleted
-                .into_iter()
-                .filter(|d| within(d.0))
-                .map(|(seq, id)| SyncEntry::Deleted { seq, id }),
-        )
-        .collect();
+    let mut entries: Vec<SyncEntry> =
+        created
+            .into_iter()
+            // A row changed since its insert is reported at its change, from the second range.
+            .filter(|i| i.seq == i.notification.create_time && within(i.seq))
+            .chain(changed.into_iter().filter(|i| within(i.seq)))
+            .map(SyncEntry::Upsert)
+            .chain(
+                deleted
+                    .into_iter()
+                    .filter(|d| within(d.0))
+                    .map(|(seq, id)| SyncEntry::Deleted { seq, id }),
+            )
+            .chain(broadcasts.into_iter().filter(|b| within(b.0.seq)).map(
+                |(item, gone)| match gone {
+                    true => SyncEntry::Deleted {
+                        seq: item.seq,
+                        id: item.notification.id,
+                    },
+                    false => SyncEntry::Upsert(item),
+                },
+            ))
+            .collect();
     entries.sort_by_key(SyncEntry::seq);
     let mut cut = cut;
     if entries.len() > limit {
@@ -179,6 +195,7 @@ mod tests {
                 created: vec![item(1, 1), item(2, 7), item(3, 3)],
                 changed: vec![item(2, 7)],
                 deleted: vec![(5, Uuid::from_u128(99))],
+                broadcasts: vec![],
                 floor: None,
                 high_water: 9,
             },
@@ -198,6 +215,7 @@ mod tests {
                 created: vec![item(2, 2), item(4, 4)],
                 changed: vec![item(1, 6)],
                 deleted: vec![(3, Uuid::from_u128(9))],
+                broadcasts: vec![],
                 floor: None,
                 high_water: 20,
             },

@@ -22,6 +22,59 @@ pub(crate) const NOTIFICATION_COLS: &str =
 /// An inbox item's columns: a notification's, then read_time, seen_time and its sequence.
 pub(crate) const INBOX_COLS: &str = "id, user_id, subject, content, code, sender_id, \
     create_time, expire_time, read_time, seen_time, coalesce(change_seq, create_time)";
+/// The inbox columns of [`broadcast_rows_sql`]'s rows, in `INBOX_COLS` order.
+pub(crate) const BROADCAST_INBOX_COLS: &str = "id, user_id, subject, content, code, sender_id, \
+    create_time, expire_time, read_time, seen_time, seq";
+
+/// A user's broadcasts as inbox rows: the columns of [`BROADCAST_INBOX_COLS`] plus `gone`
+/// (1: deleted for everyone or hidden by this user, kept for sync), for a backend whose
+/// placeholder for the user is `u` (typed), for the time `now`, and whose n-ary maximum is
+/// `greatest`. A user sees the live broadcasts sent since their account was created.
+pub(crate) fn broadcast_rows_sql(u: &str, now: &str, greatest: &str) -> String {
+    format!(
+        "SELECT b.id AS id, {u} AS user_id, b.subject AS subject, b.content AS content, \
+         b.code AS code, b.sender_id AS sender_id, b.create_time AS create_time, \
+         b.expire_time AS expire_time, s.read_time AS read_time, s.seen_time AS seen_time, \
+         {greatest}(coalesce(b.change_seq, b.create_time), coalesce(s.change_seq, 0), \
+                    coalesce(b.deleted_seq, 0)) AS seq, \
+         CASE WHEN b.deleted_seq IS NOT NULL OR s.hidden = 1 THEN 1 ELSE 0 END AS gone \
+         FROM notification_broadcast b LEFT JOIN notification_broadcast_state s \
+         ON s.user_id = {u} AND s.broadcast_id = b.id \
+         WHERE b.create_time >= (SELECT create_time * 1000000 FROM users WHERE id = {u}) \
+         AND (b.expire_time IS NULL OR b.expire_time > {now})"
+    )
+}
+
+/// The broadcasts a user sees now (not hidden, not deleted, not expired), as a flat query
+/// over the inbox columns in `INBOX_COLS` order, open for more `AND` conditions (on `b.` and
+/// `s.` columns): the lists' form, which SQLite runs about three times faster than a query
+/// over [`broadcast_rows_sql`] as a derived table.
+pub(crate) fn visible_broadcasts_sql(u: &str, now: &str, greatest: &str) -> String {
+    format!(
+        "SELECT b.id, {u}, b.subject, b.content, b.code, b.sender_id, b.create_time, \
+         b.expire_time, s.read_time, s.seen_time, \
+         {greatest}(coalesce(b.change_seq, b.create_time), coalesce(s.change_seq, 0)) \
+         FROM notification_broadcast b LEFT JOIN notification_broadcast_state s \
+         ON s.user_id = {u} AND s.broadcast_id = b.id \
+         WHERE b.deleted_seq IS NULL AND coalesce(s.hidden, 0) = 0 \
+         AND b.create_time >= (SELECT create_time * 1000000 FROM users WHERE id = {u}) \
+         AND (b.expire_time IS NULL OR b.expire_time > {now})"
+    )
+}
+
+/// The read and seen values a mark gives a broadcast row `bx` (with `NOW` for the time
+/// parameter), matching [`mark_sql`].
+pub(crate) fn broadcast_mark_values(
+    mark: crate::core::store::InboxMark,
+) -> (&'static str, &'static str) {
+    use crate::core::store::InboxMark;
+    match mark {
+        InboxMark::Read => ("NOW", "coalesce(bx.seen_time, NOW)"),
+        InboxMark::Unread => ("CAST(NULL AS BIGINT)", "bx.seen_time"),
+        InboxMark::Seen => ("bx.read_time", "NOW"),
+    }
+}
+
 /// The condition that hides expired notifications, for a backend whose placeholder for the
 /// current time (Unix microseconds) is `now`.
 pub(crate) fn live_sql(now: &str) -> String {

@@ -16,7 +16,10 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
-use super::{live_sql, GROUP_COLS, INBOX_COLS, NOTIFICATION_COLS, USER_COLS};
+use super::{
+    broadcast_mark_values, broadcast_rows_sql, live_sql, BROADCAST_INBOX_COLS, GROUP_COLS,
+    INBOX_COLS, NOTIFICATION_COLS, USER_COLS,
+};
 use crate::core::groups::{self, MemberOp, Transition};
 use crate::core::notifications::{Notification, NotificationUpdate};
 use crate::core::store::{
@@ -33,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/003_presence.sql"),
     include_str!("migrations/postgres/004_inbox.sql"),
     include_str!("migrations/postgres/005_sync.sql"),
+    include_str!("migrations/postgres/006_broadcast.sql"),
 ];
 /// Connections per node.
 const POOL_SIZE: usize = 16;
@@ -238,6 +242,16 @@ async fn raise_floors(
     )
     .await?;
     Ok(())
+}
+
+/// The user's broadcasts as inbox rows (`broadcast_rows_sql`) with the user at `${u}` and
+/// the current time at `${now}`.
+fn broadcasts_of(u: usize, now: usize) -> String {
+    broadcast_rows_sql(
+        &format!("${u}::uuid"),
+        &format!("${now}::bigint"),
+        "GREATEST",
+    )
 }
 
 fn inbox_item_from(row: &Row) -> InboxItem {
@@ -680,11 +694,15 @@ impl Store for PgStore {
     ) -> StoreResult<Vec<Notification>> {
         let c = self.client().await?;
         let (after_time, after_id) = after.unwrap_or((i64::MIN, Uuid::nil()));
+        // The user's rows and the broadcasts they see, merged in list order.
         let sql = format!(
             "SELECT {NOTIFICATION_COLS} FROM notification \
              WHERE user_id = $1 AND (create_time, id) > ($2, $3) AND {} \
+             UNION ALL SELECT {NOTIFICATION_COLS} FROM ({}) bx \
+             WHERE gone = 0 AND (create_time, id) > ($2, $3) \
              ORDER BY create_time, id LIMIT $4",
-            live_sql("$5")
+            live_sql("$5"),
+            broadcasts_of(1, 5)
         );
         let rows = c
             .query(
@@ -770,10 +788,17 @@ impl Store for PgStore {
         user_id: Option<Uuid>,
     ) -> StoreResult<Vec<Notification>> {
         let c = self.client().await?;
+        // A broadcast: as the user sees it, or (no user) as sent, with a nil user.
         let sql = format!(
             "SELECT {NOTIFICATION_COLS} FROM notification \
-             WHERE id = ANY($1) AND ($2::uuid IS NULL OR user_id = $2) AND {}",
-            live_sql("$3")
+             WHERE id = ANY($1) AND ($2::uuid IS NULL OR user_id = $2) AND {live} \
+             UNION ALL SELECT {NOTIFICATION_COLS} FROM ({}) bx \
+             WHERE $2::uuid IS NOT NULL AND id = ANY($1) AND gone = 0 \
+             UNION ALL SELECT id, '00000000-0000-0000-0000-000000000000'::uuid, subject, content, \
+             code, sender_id, create_time, expire_time FROM notification_broadcast \
+             WHERE $2::uuid IS NULL AND id = ANY($1) AND deleted_seq IS NULL AND {live}",
+            broadcasts_of(2, 3),
+            live = live_sql("$3"),
         );
         let rows = c
             .query(&sql, &[&ids, &user_id, &now_micros()])
@@ -804,10 +829,47 @@ impl Store for PgStore {
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect();
-        let last = bury(&tx, base, &gone).await.map_err(pg_err)?;
+        let mut last = bury(&tx, base, &gone).await.map_err(pg_err)?;
+        // Broadcasts: hidden for the user, or deleted for everyone.
+        let rest: Vec<Uuid> = ids
+            .iter()
+            .filter(|id| !gone.iter().any(|g| g.1 == **id))
+            .copied()
+            .collect();
+        let mut hidden = 0;
+        if !rest.is_empty() {
+            hidden = match user_id {
+                Some(user) => tx
+                    .execute(
+                        &format!(
+                            "INSERT INTO notification_broadcast_state \
+                             (user_id, broadcast_id, hidden, change_seq) \
+                             SELECT $1::uuid, id, 1, $3 + row_number() OVER (ORDER BY create_time) \
+                             FROM ({}) bx WHERE id = ANY($2) AND gone = 0 \
+                             ON CONFLICT (user_id, broadcast_id) DO UPDATE \
+                             SET hidden = 1, change_seq = excluded.change_seq",
+                            broadcasts_of(1, 4)
+                        ),
+                        &[&user, &rest, &last, &now_micros()],
+                    )
+                    .await
+                    .map_err(pg_err)?,
+                None => tx
+                    .execute(
+                        "UPDATE notification_broadcast b SET deleted_seq = $2 + t.rn FROM \
+                         (SELECT id AS tid, row_number() OVER (ORDER BY create_time) AS rn \
+                          FROM notification_broadcast WHERE id = ANY($1) AND deleted_seq IS NULL) t \
+                         WHERE b.id = t.tid",
+                        &[&rest, &last],
+                    )
+                    .await
+                    .map_err(pg_err)?,
+            };
+            last += hidden as i64;
+        }
         set_clock(&tx, last).await.map_err(pg_err)?;
         tx.commit().await.map_err(pg_err)?;
-        Ok(gone.len() as u64)
+        Ok(gone.len() as u64 + hidden)
     }
 
     async fn update_notifications(&self, updates: Vec<NotificationUpdate>) -> StoreResult<u64> {
@@ -817,15 +879,29 @@ impl Store for PgStore {
         let mut n = 0;
         for u in updates {
             seq += 1;
-            n += tx
+            let values: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+                [&u.id, &u.subject, &u.content, &u.sender_id, &seq];
+            let mut changed = tx
                 .execute(
                     "UPDATE notification SET subject = coalesce($2, subject), \
                      content = coalesce($3, content), sender_id = coalesce($4, sender_id), \
                      change_seq = $5 WHERE id = $1",
-                    &[&u.id, &u.subject, &u.content, &u.sender_id, &seq],
+                    &values,
                 )
                 .await
                 .map_err(pg_err)?;
+            if changed == 0 {
+                changed = tx
+                    .execute(
+                        "UPDATE notification_broadcast SET subject = coalesce($2, subject), \
+                         content = coalesce($3, content), sender_id = coalesce($4, sender_id), \
+                         change_seq = $5 WHERE id = $1 AND deleted_seq IS NULL",
+                        &values,
+                    )
+                    .await
+                    .map_err(pg_err)?;
+            }
+            n += changed;
         }
         set_clock(&tx, seq).await.map_err(pg_err)?;
         tx.commit().await.map_err(pg_err)?;
@@ -865,11 +941,33 @@ impl Store for PgStore {
              WHERE notification.id = t.tid"
         );
         let n = tx.execute(&sql, &params).await.map_err(pg_err)?;
-        if n > 0 {
-            set_clock(&tx, base + n as i64).await.map_err(pg_err)?;
+        // Then the broadcasts the user sees: their own state rows, numbered after those.
+        let next = base + n as i64;
+        let (read, seen) = broadcast_mark_values(mark);
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+            vec![&user_id, &next, &now];
+        let mut only = String::new();
+        if let Some(ids) = &ids {
+            only = " AND bx.id = ANY($4)".into();
+            params.push(ids);
+        }
+        let sql = format!(
+            "INSERT INTO notification_broadcast_state \
+             (user_id, broadcast_id, read_time, seen_time, hidden, change_seq) \
+             SELECT $1::uuid, bx.id, {}, {}, 0, $2 + row_number() OVER (ORDER BY bx.create_time) \
+             FROM ({}) bx WHERE bx.gone = 0 AND {cond}{only} \
+             ON CONFLICT (user_id, broadcast_id) DO UPDATE SET read_time = excluded.read_time, \
+             seen_time = excluded.seen_time, change_seq = excluded.change_seq",
+            read.replace("NOW", "$3::bigint"),
+            seen.replace("NOW", "$3::bigint"),
+            broadcasts_of(1, 3)
+        );
+        let b = tx.execute(&sql, &params).await.map_err(pg_err)?;
+        if n + b > 0 {
+            set_clock(&tx, next + b as i64).await.map_err(pg_err)?;
         }
         tx.commit().await.map_err(pg_err)?;
-        Ok(n)
+        Ok(n + b)
     }
 
     async fn purge_candidates(
@@ -890,6 +988,8 @@ impl Store for PgStore {
                    (PARTITION BY user_id ORDER BY create_time DESC, id DESC) AS rn \
                    FROM notification WHERE $3::bigint IS NOT NULL) ranked \
                    WHERE rn > $3 LIMIT $4) \
+                 UNION (SELECT id FROM notification_broadcast \
+                   WHERE expire_time <= $1 OR create_time < $2 LIMIT $4) \
                  LIMIT $4",
                 &[&now, &created_before, &cap, &limit],
             )
@@ -929,6 +1029,32 @@ impl Store for PgStore {
             .await
             .map_err(pg_err)?
             .get(0);
+        // The broadcasts the user sees and has not read (seen).
+        let bx = broadcasts_of(1, 2);
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT code, count(*) FROM ({bx}) bx \
+                     WHERE gone = 0 AND read_time IS NULL GROUP BY code"
+                ),
+                &[&user_id, &now_micros()],
+            )
+            .await
+            .map_err(pg_err)?;
+        for row in rows {
+            let (code, n): (i16, i64) = (row.get(0), row.get(1));
+            counts.unread += n;
+            *counts.unread_by_code.entry(i32::from(code)).or_default() += n;
+        }
+        let unseen: i64 = c
+            .query_one(
+                &format!("SELECT count(*) FROM ({bx}) bx WHERE gone = 0 AND seen_time IS NULL"),
+                &[&user_id, &now_micros()],
+            )
+            .await
+            .map_err(pg_err)?
+            .get(0);
+        counts.unseen += unseen;
         Ok(counts)
     }
 
@@ -943,10 +1069,13 @@ impl Store for PgStore {
         let (after_time, after_id) = after.unwrap_or((i64::MIN, Uuid::nil()));
         let sql = format!(
             "SELECT {INBOX_COLS} FROM notification \
-             WHERE user_id = $1 AND (create_time, id) > ($2, $3) AND {} AND {} \
+             WHERE user_id = $1 AND (create_time, id) > ($2, $3) AND {filter} AND {} \
+             UNION ALL SELECT {BROADCAST_INBOX_COLS} FROM ({}) bx \
+             WHERE gone = 0 AND (create_time, id) > ($2, $3) AND {filter} \
              ORDER BY create_time, id LIMIT $4",
-            super::inbox_filter_sql(|n, t| format!("${n}::{t}"), 5),
-            live_sql("$8")
+            live_sql("$8"),
+            broadcasts_of(1, 8),
+            filter = super::inbox_filter_sql(|n, t| format!("${n}::{t}"), 5),
         );
         let rows = c
             .query(
@@ -978,10 +1107,33 @@ impl Store for PgStore {
             )
             .await
             .map_err(pg_err)?;
+        // Broadcasts among them: every user who saw one may hold it (the nil user's floor).
+        let broadcasts = tx
+            .query(
+                "DELETE FROM notification_broadcast WHERE id = ANY($1) RETURNING id, expire_time",
+                &[&ids],
+            )
+            .await
+            .map_err(pg_err)?;
+        if !broadcasts.is_empty() {
+            let gone_ids: Vec<Uuid> = broadcasts.iter().map(|r| r.get(0)).collect();
+            tx.execute(
+                "DELETE FROM notification_broadcast_state WHERE broadcast_id = ANY($1)",
+                &[&gone_ids],
+            )
+            .await
+            .map_err(pg_err)?;
+        }
         let mut lost: Vec<Uuid> = gone
             .iter()
             .filter(|r| r.get::<_, Option<i64>>(1).is_none_or(|t| t > now))
             .map(|r| r.get(0))
+            .chain(
+                broadcasts
+                    .iter()
+                    .filter(|r| r.get::<_, Option<i64>>(1).is_none_or(|t| t > now))
+                    .map(|_| Uuid::nil()),
+            )
             .collect();
         lost.sort_unstable();
         lost.dedup();
@@ -993,7 +1145,39 @@ impl Store for PgStore {
             set_clock(&tx, floor).await.map_err(pg_err)?;
         }
         tx.commit().await.map_err(pg_err)?;
-        Ok(gone.len() as u64)
+        Ok((gone.len() + broadcasts.len()) as u64)
+    }
+
+    async fn insert_broadcast(&self, mut row: Notification) -> StoreResult<Notification> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        row.create_time = tx
+            .query_one(
+                "UPDATE notification_clock SET last = GREATEST(last + 1, $1) RETURNING last",
+                &[&now_micros()],
+            )
+            .await
+            .map_err(pg_err)?
+            .get(0);
+        row.user_id = Uuid::nil();
+        tx.execute(
+            "INSERT INTO notification_broadcast (create_time, id, subject, content, code, \
+             sender_id, expire_time, origin) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &row.create_time,
+                &row.id,
+                &row.subject,
+                &row.content,
+                &(row.code as i16),
+                &row.sender_id.unwrap_or_default(),
+                &row.expire_time,
+                &self.node,
+            ],
+        )
+        .await
+        .map_err(pg_err)?;
+        tx.commit().await.map_err(pg_err)?;
+        Ok(row)
     }
 
     async fn prune_tombstones(&self, before: i64, limit: usize) -> StoreResult<u64> {
@@ -1065,14 +1249,26 @@ impl Store for PgStore {
             )
             .await
             .map_err(pg_err)?;
-        let floor = tx
-            .query_opt(
-                "SELECT seq FROM inbox_sync_floor WHERE user_id = $1",
-                &[&user_id],
+        let broadcasts = tx
+            .query(
+                &format!(
+                    "SELECT {BROADCAST_INBOX_COLS}, gone FROM ({}) bx WHERE seq > $2 \
+                     ORDER BY seq LIMIT $3",
+                    broadcasts_of(1, 4)
+                ),
+                &[&user_id, &since, &limit, &now],
+            )
+            .await
+            .map_err(pg_err)?;
+        // The user's own floor, or the one every user shares (a purged broadcast's).
+        let floor: Option<i64> = tx
+            .query_one(
+                "SELECT max(seq) FROM inbox_sync_floor WHERE user_id IN ($1, $2)",
+                &[&user_id, &Uuid::nil()],
             )
             .await
             .map_err(pg_err)?
-            .map(|r| r.get(0));
+            .get(0);
         let high_water: i64 = tx
             .query_one("SELECT last FROM notification_clock", &[])
             .await
@@ -1083,6 +1279,10 @@ impl Store for PgStore {
             created: created.iter().map(inbox_item_from).collect(),
             changed: changed.iter().map(inbox_item_from).collect(),
             deleted: deleted.iter().map(|r| (r.get(0), r.get(1))).collect(),
+            broadcasts: broadcasts
+                .iter()
+                .map(|r| (inbox_item_from(r), r.get::<_, i32>(11) == 1))
+                .collect(),
             floor,
             high_water,
         })
@@ -1783,10 +1983,14 @@ impl Store for PgStore {
         limit: usize,
     ) -> StoreResult<Vec<Notification>> {
         let c = self.client().await?;
+        // Broadcasts come with a nil user: the catch-up pushes them to every socket.
         let sql = format!(
             "SELECT {NOTIFICATION_COLS} FROM notification WHERE create_time > $1 AND origin <> $2 \
-             AND {} ORDER BY create_time LIMIT $3",
-            live_sql("$4")
+             AND {live} UNION ALL SELECT id, '00000000-0000-0000-0000-000000000000'::uuid, \
+             subject, content, code, sender_id, create_time, expire_time \
+             FROM notification_broadcast WHERE create_time > $1 AND origin <> $2 \
+             AND deleted_seq IS NULL AND {live} ORDER BY create_time LIMIT $3",
+            live = live_sql("$4")
         );
         let rows = c
             .query(&sql, &[&after, &self.node, &(limit as i64), &now_micros()])

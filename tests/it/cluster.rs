@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::support::{closed, fresh_pg_schema, next_json, Server, Ws};
+use crate::support::{closed, fresh_pg_schema, next_json, silent, Server, Ws};
 use tidings::core::notifications::NewNotification;
 
 async fn nodes(n: usize, extra: &[(&str, &str)]) -> Vec<Server> {
@@ -104,6 +104,17 @@ async fn notifications_cross_nodes_exactly_once() {
         .expect("send_all");
     assert_eq!(subjects(&mut on_b, 1).await, ["everyone"]);
     assert_eq!(subjects(&mut on_c, 1).await, ["everyone"]);
+    // A persistent broadcast is stored once and reaches every node's sockets once.
+    a.core
+        .notifications
+        .send_all("stored for all".into(), "{}".into(), 2, true)
+        .await
+        .expect("persistent send_all");
+    assert_eq!(subjects(&mut on_b, 1).await, ["stored for all"]);
+    assert_eq!(subjects(&mut on_c, 1).await, ["stored for all"]);
+    assert!(silent(&mut on_b, Duration::from_millis(300)).await, "once");
+    let (_, page) = c.get("/v2/notification?limit=100", &user.token).await;
+    assert_eq!(page["notifications"].as_array().map(Vec::len), Some(51));
 }
 
 #[tokio::test]

@@ -989,3 +989,193 @@ async fn a_retention_purge_asks_behind_devices_to_resync() {
     assert_eq!(after["resync"], json!(false), "{after}");
     assert_eq!(after["changes"], json!([]));
 }
+
+/// The subjects a user lists through Nakama's route, paging one at a time with the cursor.
+async fn listed_one_by_one(s: &Server, token: &str) -> Vec<String> {
+    let mut subjects = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..20 {
+        let (status, page) = s
+            .get(
+                &format!("/v2/notification?limit=1&cacheable_cursor={cursor}"),
+                token,
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        let items = page["notifications"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        subjects.extend(
+            items
+                .iter()
+                .map(|n| n["subject"].as_str().unwrap_or("").to_string()),
+        );
+        match page["cacheable_cursor"].as_str() {
+            Some(next) if !items.is_empty() => cursor = next.to_string(),
+            _ => break,
+        }
+    }
+    subjects
+}
+
+#[tokio::test]
+async fn a_persistent_broadcast_is_one_row_with_state_per_player() {
+    let s = Server::start().await;
+    let (ann, bo, cy) = (s.user("ann").await, s.user("bo").await, s.user("cy").await);
+    s.core
+        .notifications
+        .send(vec![note(cy.id, "own before", 2)])
+        .await
+        .expect("send");
+    let (_, before) = s.get("/v2/tidings/inbox/changes?since=0", &bo.token).await;
+    let bo_since = before["seq"].as_str().expect("seq").to_string();
+    let stored = s
+        .core
+        .notifications
+        .send_all("Season 2 is live".into(), "{}".into(), 9, true)
+        .await
+        .expect("send_all");
+    assert_eq!(stored, 1);
+    s.core
+        .notifications
+        .send(vec![note(cy.id, "own after", 2)])
+        .await
+        .expect("send");
+
+    // One row in the file, none per player.
+    let db = rusqlite::Connection::open(s.dir.path().join("tidings.db")).expect("open db");
+    let count = |sql: &str| -> i64 { db.query_row(sql, [], |r| r.get(0)).expect("count") };
+    assert_eq!(count("SELECT count(*) FROM notification_broadcast"), 1);
+    assert_eq!(
+        count("SELECT count(*) FROM notification WHERE code = 9"),
+        0,
+        "no row per player"
+    );
+
+    // Nakama's list shows it in its place, paging through it with the cursor.
+    assert_eq!(
+        listed_one_by_one(&s, &cy.token).await,
+        ["own before", "Season 2 is live", "own after"]
+    );
+    let (_, listed) = s.get("/v2/notification?limit=10", &ann.token).await;
+    let id = listed["notifications"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert_eq!(listed["notifications"][0]["code"], json!(9));
+    assert_eq!(listed["notifications"][0]["persistent"], json!(true));
+
+    // Ann reads it, Bo deletes it: each only for themselves.
+    let (status, body) = post(
+        &s,
+        "/v2/tidings/inbox/read",
+        &ann.token,
+        json!({"ids": [id]}),
+    )
+    .await;
+    assert_eq!((status, body["changed"].clone()), (200, json!(1)), "{body}");
+    let (status, _) = s
+        .delete(&format!("/v2/notification?ids={id}"), &bo.token)
+        .await;
+    assert_eq!(status, 200);
+    let unread = |token: String| {
+        let s = &s;
+        async move { s.get("/v2/tidings/inbox/count", &token).await.1["unread"].clone() }
+    };
+    assert_eq!(unread(ann.token.clone()).await, json!(0));
+    assert_eq!(unread(bo.token.clone()).await, json!(0));
+    assert_eq!(unread(cy.token.clone()).await, json!(3));
+    let (_, ann_inbox) = s.get("/v2/tidings/inbox", &ann.token).await;
+    assert_eq!(ann_inbox["notifications"][0]["read"], json!(true));
+    let (_, bo_list) = s.get("/v2/notification", &bo.token).await;
+    assert_eq!(
+        bo_list["notifications"],
+        json!(null),
+        "hidden for Bo: {bo_list}"
+    );
+    let (_, cy_inbox) = s
+        .get("/v2/tidings/inbox?read=false&code=9", &cy.token)
+        .await;
+    assert_eq!(cy_inbox["notifications"][0]["id"], json!(id));
+
+    // Sync: Bo's devices hear of the delete, Cy's of the broadcast.
+    let (_, bo_changes) = s
+        .get(
+            &format!("/v2/tidings/inbox/changes?since={bo_since}"),
+            &bo.token,
+        )
+        .await;
+    let bo_entries = bo_changes["changes"].as_array().expect("changes");
+    assert_eq!(bo_entries.len(), 1, "{bo_changes}");
+    assert_eq!(bo_entries[0]["deleted"], json!(id));
+    let (_, cy_changes) = s.get("/v2/tidings/inbox/changes?since=0", &cy.token).await;
+    let cy_ids: Vec<&str> = cy_changes["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter_map(|c| c["notification"]["id"].as_str())
+        .collect();
+    assert_eq!(cy_ids.len(), 3);
+    assert_eq!(cy_ids[1], id, "in sequence order");
+
+    // A script's update reaches everyone who still has it; a delete without a user removes it
+    // for everyone.
+    let uuid = Uuid::parse_str(&id).expect("uuid");
+    s.core
+        .notifications
+        .update(vec![NotificationUpdate {
+            id: uuid,
+            subject: Some("Season 2 is live!".into()),
+            content: None,
+            sender_id: None,
+        }])
+        .await
+        .expect("update");
+    let (_, ann_list) = s.get("/v2/notification", &ann.token).await;
+    assert_eq!(
+        ann_list["notifications"][0]["subject"],
+        json!("Season 2 is live!")
+    );
+    let cy_seq = cy_changes["seq"].as_str().expect("seq").to_string();
+    assert_eq!(
+        s.core
+            .notifications
+            .delete(vec![uuid], None)
+            .await
+            .expect("delete"),
+        1
+    );
+    assert_eq!(
+        listed_one_by_one(&s, &cy.token).await,
+        ["own before", "own after"]
+    );
+    let (_, cy_after) = s
+        .get(
+            &format!("/v2/tidings/inbox/changes?since={cy_seq}"),
+            &cy.token,
+        )
+        .await;
+    assert!(
+        cy_after["changes"]
+            .as_array()
+            .expect("changes")
+            .iter()
+            .any(|c| c["deleted"] == json!(id)),
+        "{cy_after}"
+    );
+
+    // Players who join later do not receive earlier broadcasts (as Nakama, which stores one
+    // row per existing user). Account times are in seconds.
+    s.core
+        .notifications
+        .send_all("Welcome week".into(), "{}".into(), 9, true)
+        .await
+        .expect("send_all");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let late = s.user("late").await;
+    let (_, late_list) = s.get("/v2/notification", &late.token).await;
+    assert_eq!(late_list["notifications"], json!(null), "{late_list}");
+    let (_, cy_list) = s.get("/v2/notification?limit=10", &cy.token).await;
+    assert_eq!(cy_list["notifications"].as_array().map(Vec::len), Some(3));
+}

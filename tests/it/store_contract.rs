@@ -1145,6 +1145,194 @@ async fn inbox_state_counts_and_filters(store: &Arc<dyn Store>, run: &Run) {
     );
     keyed_inserts(store, run, bob.id).await;
     inbox_changes_follow_every_change(store, run).await;
+    broadcasts_have_state_per_user(store, run).await;
+}
+
+/// A broadcast is one row every existing user lists in create_time order among their own
+/// rows, with their own read state and delete; an update changes it for everyone, a delete
+/// without a user removes it for everyone; sync reports each.
+async fn broadcasts_have_state_per_user(store: &Arc<dyn Store>, run: &Run) {
+    use tidings::core::store::{InboxFilter, InboxMark};
+    let gil = new_user(store, run, "bc-gil").await;
+    let hal = new_user(store, run, "bc-hal").await;
+    let own = store
+        .insert_notifications(vec![notification(gil.id, gil.id, "own")])
+        .await
+        .expect("insert own");
+    let hal_since = store
+        .inbox_changes(hal.id, 0, 10)
+        .await
+        .expect("changes")
+        .high_water;
+    let mut row = notification(Uuid::nil(), Uuid::nil(), "to all");
+    row.code = 9;
+    let b = store.insert_broadcast(row).await.expect("insert_broadcast");
+    assert!(b.create_time > own[0].create_time, "from the same clock");
+    let listed = store
+        .list_notifications(gil.id, None, 10)
+        .await
+        .expect("list");
+    let mine: Vec<(Uuid, Uuid)> = listed
+        .iter()
+        .filter(|n| n.id == own[0].id || n.id == b.id)
+        .map(|n| (n.id, n.user_id))
+        .collect();
+    assert_eq!(
+        mine,
+        vec![(own[0].id, gil.id), (b.id, gil.id)],
+        "in list order, as the user's"
+    );
+    let after_own = store
+        .list_notifications(gil.id, Some((own[0].create_time, own[0].id)), 10)
+        .await
+        .expect("list after cursor");
+    assert!(
+        after_own.iter().any(|n| n.id == b.id),
+        "the cursor reaches it"
+    );
+
+    let unread = |user: Uuid| async move {
+        store
+            .inbox_counts(user)
+            .await
+            .expect("counts")
+            .unread_by_code
+            .get(&9)
+            .copied()
+    };
+    assert_eq!(unread(gil.id).await, Some(1));
+    assert_eq!(
+        store
+            .mark_notifications(gil.id, Some(vec![b.id]), InboxMark::Read, now_micros())
+            .await
+            .expect("mark"),
+        1
+    );
+    assert_eq!(unread(gil.id).await, None, "read by gil");
+    assert_eq!(unread(hal.id).await, Some(1), "still unread for hal");
+    let read_only = InboxFilter {
+        read: Some(true),
+        ..Default::default()
+    };
+    let read_list = store
+        .list_inbox(gil.id, read_only, None, 10)
+        .await
+        .expect("list read");
+    assert!(read_list
+        .iter()
+        .any(|i| i.notification.id == b.id && i.read_time.is_some()));
+    assert_eq!(
+        store
+            .get_notifications(vec![b.id], Some(hal.id))
+            .await
+            .expect("get")[0]
+            .user_id,
+        hal.id
+    );
+    assert_eq!(
+        store
+            .get_notifications(vec![b.id], None)
+            .await
+            .expect("get")[0]
+            .user_id,
+        Uuid::nil(),
+        "as sent"
+    );
+
+    // Hal hides it; then an update reaches gil; then it is deleted for everyone.
+    assert_eq!(
+        store
+            .delete_notifications(vec![b.id], Some(hal.id))
+            .await
+            .expect("hide"),
+        1
+    );
+    assert!(store
+        .get_notifications(vec![b.id], Some(hal.id))
+        .await
+        .expect("get hidden")
+        .is_empty());
+    let hal_changes = store
+        .inbox_changes(hal.id, hal_since, 10)
+        .await
+        .expect("hal changes");
+    assert_eq!(hal_changes.broadcasts.len(), 1);
+    assert!(hal_changes.broadcasts[0].1, "reported as gone for hal");
+    store
+        .update_notifications(vec![NotificationUpdate {
+            id: b.id,
+            subject: Some("to all, edited".into()),
+            content: None,
+            sender_id: None,
+        }])
+        .await
+        .expect("update");
+    let gil_seq = store
+        .inbox_changes(gil.id, 0, 100)
+        .await
+        .expect("gil changes");
+    let seen = gil_seq
+        .broadcasts
+        .iter()
+        .find(|(i, _)| i.notification.id == b.id)
+        .expect("gil's broadcast");
+    assert_eq!(seen.0.notification.subject, "to all, edited");
+    assert!(!seen.1 && seen.0.seq > b.create_time);
+    assert_eq!(
+        store
+            .delete_notifications(vec![b.id], None)
+            .await
+            .expect("delete for all"),
+        1
+    );
+    assert!(!store
+        .list_notifications(gil.id, None, 10)
+        .await
+        .expect("list")
+        .iter()
+        .any(|n| n.id == b.id));
+    let gone = store
+        .inbox_changes(gil.id, gil_seq.high_water, 10)
+        .await
+        .expect("changes after delete");
+    assert!(gone
+        .broadcasts
+        .iter()
+        .any(|(i, g)| i.notification.id == b.id && *g));
+
+    // A user created after it does not see it.
+    let mut row = notification(Uuid::nil(), Uuid::nil(), "before ivy");
+    row.code = 9;
+    let early = store.insert_broadcast(row).await.expect("broadcast");
+    let ivy = store
+        .create_user(
+            Uuid::new_v4(),
+            &run.name("bc-ivy"),
+            NewIdentity::Device(run.name("bc-ivy-device")),
+            now_secs() + 2,
+        )
+        .await
+        .expect("ivy");
+    assert!(!store
+        .list_notifications(ivy.id, None, 10)
+        .await
+        .expect("ivy list")
+        .iter()
+        .any(|n| n.id == early.id));
+    // Purging a broadcast raises the floor every user shares.
+    assert_eq!(
+        store
+            .purge_notifications(vec![early.id], now_micros())
+            .await
+            .expect("purge broadcast"),
+        1
+    );
+    let floor = store
+        .inbox_changes(hal.id, 0, 10)
+        .await
+        .expect("hal after purge")
+        .floor;
+    assert!(floor.is_some_and(|f| f > early.create_time), "{floor:?}");
 }
 
 /// Gap-free sync: every insert, state change, update and delete of a user's rows takes a

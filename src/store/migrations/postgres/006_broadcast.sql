@@ -1,0 +1,28 @@
+-- Broadcasts (inbox extension): a persistent notification_send_all is one row here, not one
+-- row per user. Every user who existed when it was sent (users.create_time, in seconds, at or
+-- before its create_time) sees it in their list, at its place in create_time order, with their
+-- own read/seen state and their own delete in notification_broadcast_state (written only when
+-- the user acts on it). create_time and change_seq come from the same clock as the
+-- notification table's, so lists and sync pages interleave both. deleted_seq: deleted for
+-- everyone (kept so that sync can report it). origin: the node that stored it (catch-up).
+CREATE TABLE notification_broadcast (
+    create_time BIGINT PRIMARY KEY NOT NULL,
+    id          UUID NOT NULL UNIQUE,
+    subject     VARCHAR(255) NOT NULL,
+    content     TEXT NOT NULL DEFAULT '{}',
+    code        SMALLINT NOT NULL,
+    sender_id   UUID NOT NULL,
+    expire_time BIGINT,
+    change_seq  BIGINT,
+    deleted_seq BIGINT,
+    origin      VARCHAR(128) NOT NULL DEFAULT ''
+);
+CREATE TABLE notification_broadcast_state (
+    user_id      UUID NOT NULL,
+    broadcast_id UUID NOT NULL,
+    read_time    BIGINT,
+    seen_time    BIGINT,
+    hidden       INTEGER NOT NULL DEFAULT 0,
+    change_seq   BIGINT NOT NULL,
+    PRIMARY KEY (user_id, broadcast_id)
+);
