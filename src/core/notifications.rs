@@ -15,7 +15,7 @@ use super::cursor::{self, Position};
 use super::error::{CoreError, CoreResult};
 use super::inbox::{Inbox, InboxChange};
 use super::presence::{Event, Outbound, Presence};
-use super::store::{KeyedInsert, SendKeys, Store, StoreError};
+use super::store::{broadcast_copy_id, KeyedInsert, SendKeys, Store, StoreError};
 use super::time::now_micros;
 
 /// Longest subject a stored notification may have (Nakama's VARCHAR(255)).
@@ -624,14 +624,20 @@ impl Notifications {
         Ok(1)
     }
 
-    /// Pushes a stored broadcast to every session here, and tells the users following their
-    /// inbox here.
+    /// Pushes a stored broadcast to every session here, each user their own copy (its id is
+    /// the one they list), and tells the users following their inbox here.
     fn push_broadcast(&self, row: Notification) {
-        let id = row.id;
-        self.presence
-            .deliver_all(&Outbound::new(Event::Notifications(vec![row])));
-        for user in self.presence.inbox_users() {
-            self.inbox.stored(user, vec![id]);
+        let copy = |user: Uuid| Notification {
+            id: broadcast_copy_id(row.id, user),
+            user_id: user,
+            ..row.clone()
+        };
+        let following = self
+            .presence
+            .deliver_each(|user| Outbound::new(Event::Notifications(vec![copy(user)])));
+        for user in following {
+            self.inbox
+                .stored(user, vec![broadcast_copy_id(row.id, user)]);
         }
     }
 

@@ -245,13 +245,21 @@ impl Presence {
             .is_some_and(|list| list.iter().any(|s| s.inbox))
     }
 
-    /// The users with a socket here that asked for inbox events.
-    pub fn inbox_users(&self) -> Vec<Uuid> {
-        self.lock()
-            .iter()
-            .filter(|(_, list)| list.iter().any(|s| s.inbox))
-            .map(|(user, _)| *user)
-            .collect()
+    /// Queues on every session here the event `make` builds for its user (once per user:
+    /// a broadcast's copy has each user's own id). Returns the users with a socket that
+    /// asked for inbox events.
+    pub fn deliver_each(&self, make: impl Fn(Uuid) -> Arc<Outbound>) -> Vec<Uuid> {
+        let mut following = Vec::new();
+        for (user, list) in self.lock().iter() {
+            let msg = make(*user);
+            for session in list {
+                session.offer(&msg);
+            }
+            if list.iter().any(|s| s.inbox) {
+                following.push(*user);
+            }
+        }
+        following
     }
 
     /// Queues `msg` on the user's sockets here that asked for inbox events.

@@ -186,6 +186,28 @@ pub struct InboxCounts {
     pub unread_by_code: std::collections::BTreeMap<i32, i64>,
 }
 
+/// The id `user` sees for the broadcast `broadcast` (inbox extension): the broadcast id's
+/// first 8 bytes, then the user id's first 8. Each user's copy has its own id, as in Nakama
+/// (which stores a row per user), and the id leads back to the broadcast and the user.
+pub fn broadcast_copy_id(broadcast: Uuid, user: Uuid) -> Uuid {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&broadcast.as_bytes()[..8]);
+    bytes[8..].copy_from_slice(&user.as_bytes()[..8]);
+    Uuid::from_bytes(bytes)
+}
+
+/// What a copy id names: the broadcast's key (its id's first 8 bytes) and the lowest and
+/// highest user ids it can belong to.
+pub fn broadcast_copy_parts(id: Uuid) -> ([u8; 8], Uuid, Uuid) {
+    let b = id.as_bytes();
+    let mut key = [0u8; 8];
+    key.copy_from_slice(&b[..8]);
+    let (mut lo, mut hi) = ([0u8; 16], [0xffu8; 16]);
+    lo[..8].copy_from_slice(&b[8..]);
+    hi[..8].copy_from_slice(&b[8..]);
+    (key, Uuid::from_bytes(lo), Uuid::from_bytes(hi))
+}
+
 /// A change to a group; `None` fields stay.
 #[derive(Debug, Clone, Default)]
 pub struct GroupUpdate {

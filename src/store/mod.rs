@@ -27,7 +27,7 @@ pub(crate) const BROADCAST_INBOX_COLS: &str = "id, user_id, subject, content, co
     create_time, expire_time, read_time, seen_time, seq";
 
 /// A user's broadcasts as inbox rows: the columns of [`BROADCAST_INBOX_COLS`] plus `gone`
-/// (1: deleted for everyone or hidden by this user, kept for sync), for a backend whose
+/// (1: hidden by this user, kept for sync); `id` is the broadcast's, not the user's copy's, for a backend whose
 /// placeholder for the user is `u` (typed), for the time `now`, and whose n-ary maximum is
 /// `greatest`. A user sees the live broadcasts sent since their account was created.
 pub(crate) fn broadcast_rows_sql(u: &str, now: &str, greatest: &str) -> String {
@@ -35,9 +35,8 @@ pub(crate) fn broadcast_rows_sql(u: &str, now: &str, greatest: &str) -> String {
         "SELECT b.id AS id, {u} AS user_id, b.subject AS subject, b.content AS content, \
          b.code AS code, b.sender_id AS sender_id, b.create_time AS create_time, \
          b.expire_time AS expire_time, s.read_time AS read_time, s.seen_time AS seen_time, \
-         {greatest}(coalesce(b.change_seq, b.create_time), coalesce(s.change_seq, 0), \
-                    coalesce(b.deleted_seq, 0)) AS seq, \
-         CASE WHEN b.deleted_seq IS NOT NULL OR s.hidden = 1 THEN 1 ELSE 0 END AS gone \
+         {greatest}(coalesce(b.change_seq, b.create_time), coalesce(s.change_seq, 0)) AS seq, \
+         CASE WHEN s.hidden = 1 THEN 1 ELSE 0 END AS gone \
          FROM notification_broadcast b LEFT JOIN notification_broadcast_state s \
          ON s.user_id = {u} AND s.broadcast_id = b.id \
          WHERE b.create_time >= (SELECT create_time * 1000000 FROM users WHERE id = {u}) \
@@ -56,8 +55,7 @@ pub(crate) fn visible_broadcasts_sql(u: &str, now: &str, greatest: &str) -> Stri
          {greatest}(coalesce(b.change_seq, b.create_time), coalesce(s.change_seq, 0)) \
          FROM notification_broadcast b LEFT JOIN notification_broadcast_state s \
          ON s.user_id = {u} AND s.broadcast_id = b.id \
-         WHERE b.deleted_seq IS NULL AND coalesce(s.hidden, 0) = 0 \
-         AND b.create_time >= (SELECT create_time * 1000000 FROM users WHERE id = {u}) \
+         WHERE coalesce(s.hidden, 0) = 0 AND b.create_time >= (SELECT create_time * 1000000 FROM users WHERE id = {u}) \
          AND (b.expire_time IS NULL OR b.expire_time > {now})"
     )
 }

@@ -22,6 +22,7 @@ use super::{
 };
 use crate::core::groups::{self, MemberOp, Transition};
 use crate::core::notifications::{Notification, NotificationUpdate};
+use crate::core::store::{broadcast_copy_id, broadcast_copy_parts};
 use crate::core::store::{
     ChannelStream, FriendChange, FriendEdge, FriendPosition, GroupFilter, GroupJoin, GroupLeave,
     GroupMembers, GroupRecord, GroupUpdate, InboxChanges, InboxCounts, InboxFilter, InboxItem,
@@ -252,6 +253,48 @@ fn broadcasts_of(u: usize, now: usize) -> String {
         &format!("${now}::bigint"),
         "GREATEST",
     )
+}
+
+/// A broadcast copy's id (`broadcast_copy_id`) -> (broadcast id, owner), when the broadcast
+/// exists and so does exactly one user the id can name; `user`, when known, must be it.
+async fn resolve_copy(
+    c: &impl GenericClient,
+    id: Uuid,
+    user: Option<Uuid>,
+) -> Result<Option<(Uuid, Uuid)>, tokio_postgres::Error> {
+    let (key, lo, hi) = broadcast_copy_parts(id);
+    let Some(broadcast) = c
+        .query_opt(
+            "SELECT id FROM notification_broadcast WHERE key = $1",
+            &[&key.as_slice()],
+        )
+        .await?
+        .map(|r| r.get::<_, Uuid>(0))
+    else {
+        return Ok(None);
+    };
+    let owner = match user {
+        Some(u) => (broadcast_copy_id(broadcast, u) == id).then_some(u),
+        None => {
+            let found = c
+                .query(
+                    "SELECT id FROM users WHERE id BETWEEN $1 AND $2 LIMIT 2",
+                    &[&lo, &hi],
+                )
+                .await?;
+            (found.len() == 1).then(|| found[0].get(0))
+        }
+    };
+    Ok(owner.map(|u| (broadcast, u)))
+}
+
+/// `n` as `user` sees it when `is_broadcast`: with the id of their copy.
+fn as_copy(mut n: Notification, user: Uuid, is_broadcast: bool) -> Notification {
+    if is_broadcast {
+        n.id = broadcast_copy_id(n.id, user);
+        n.user_id = user;
+    }
+    n
 }
 
 fn inbox_item_from(row: &Row) -> InboxItem {
@@ -695,11 +738,12 @@ impl Store for PgStore {
         let c = self.client().await?;
         let (after_time, after_id) = after.unwrap_or((i64::MIN, Uuid::nil()));
         // The user's rows and the broadcasts they see, merged in list order.
+        // create_time alone places a broadcast: one clock numbers both tables.
         let sql = format!(
-            "SELECT {NOTIFICATION_COLS} FROM notification \
+            "SELECT {NOTIFICATION_COLS}, 0 AS copy FROM notification \
              WHERE user_id = $1 AND (create_time, id) > ($2, $3) AND {} \
-             UNION ALL SELECT {NOTIFICATION_COLS} FROM ({}) bx \
-             WHERE gone = 0 AND (create_time, id) > ($2, $3) \
+             UNION ALL SELECT {NOTIFICATION_COLS}, 1 FROM ({}) bx \
+             WHERE gone = 0 AND create_time > $2 \
              ORDER BY create_time, id LIMIT $4",
             live_sql("$5"),
             broadcasts_of(1, 5)
@@ -717,7 +761,10 @@ impl Store for PgStore {
             )
             .await
             .map_err(pg_err)?;
-        Ok(rows.iter().map(notification_from).collect())
+        Ok(rows
+            .iter()
+            .map(|r| as_copy(notification_from(r), user_id, r.get::<_, i32>(8) == 1))
+            .collect())
     }
 
     async fn insert_keyed(
@@ -788,24 +835,36 @@ impl Store for PgStore {
         user_id: Option<Uuid>,
     ) -> StoreResult<Vec<Notification>> {
         let c = self.client().await?;
-        // A broadcast: as the user sees it, or (no user) as sent, with a nil user.
         let sql = format!(
             "SELECT {NOTIFICATION_COLS} FROM notification \
-             WHERE id = ANY($1) AND ($2::uuid IS NULL OR user_id = $2) AND {live} \
-             UNION ALL SELECT {NOTIFICATION_COLS} FROM ({}) bx \
-             WHERE $2::uuid IS NOT NULL AND id = ANY($1) AND gone = 0 \
-             UNION ALL SELECT id, '00000000-0000-0000-0000-000000000000'::uuid, subject, content, \
-             code, sender_id, create_time, expire_time FROM notification_broadcast \
-             WHERE $2::uuid IS NULL AND id = ANY($1) AND deleted_seq IS NULL AND {live}",
-            broadcasts_of(2, 3),
-            live = live_sql("$3"),
+             WHERE id = ANY($1) AND ($2::uuid IS NULL OR user_id = $2) AND {}",
+            live_sql("$3"),
         );
         let rows = c
             .query(&sql, &[&ids, &user_id, &now_micros()])
             .await
             .map_err(pg_err)?;
-        // In the order asked for, as the SQLite store answers.
         let mut found: Vec<Notification> = rows.iter().map(notification_from).collect();
+        // The rest may be broadcast copies: each as its owner sees it.
+        let copy_sql = format!(
+            "SELECT {NOTIFICATION_COLS} FROM ({}) bx WHERE id = $2 AND gone = 0",
+            broadcasts_of(1, 3)
+        );
+        let rest: Vec<Uuid> = ids
+            .iter()
+            .filter(|id| !found.iter().any(|n| n.id == **id))
+            .copied()
+            .collect();
+        for id in &rest {
+            if let Some((b, u)) = resolve_copy(&c, *id, user_id).await.map_err(pg_err)? {
+                let row = c
+                    .query_opt(&copy_sql, &[&u, &b, &now_micros()])
+                    .await
+                    .map_err(pg_err)?;
+                found.extend(row.map(|r| as_copy(notification_from(&r), u, true)));
+            }
+        }
+        // In the order asked for, as the SQLite store answers.
         found.sort_by_key(|n| ids.iter().position(|id| *id == n.id));
         Ok(found)
     }
@@ -836,36 +895,24 @@ impl Store for PgStore {
             .filter(|id| !gone.iter().any(|g| g.1 == **id))
             .copied()
             .collect();
+        // Broadcast copies: hidden for their owners.
+        let hide = format!(
+            "INSERT INTO notification_broadcast_state (user_id, broadcast_id, hidden, change_seq) \
+             SELECT $1::uuid, id, 1, $3 FROM ({}) bx WHERE id = $2 AND gone = 0 \
+             ON CONFLICT (user_id, broadcast_id) DO UPDATE \
+             SET hidden = 1, change_seq = excluded.change_seq",
+            broadcasts_of(1, 4)
+        );
         let mut hidden = 0;
-        if !rest.is_empty() {
-            hidden = match user_id {
-                Some(user) => tx
-                    .execute(
-                        &format!(
-                            "INSERT INTO notification_broadcast_state \
-                             (user_id, broadcast_id, hidden, change_seq) \
-                             SELECT $1::uuid, id, 1, $3 + row_number() OVER (ORDER BY create_time) \
-                             FROM ({}) bx WHERE id = ANY($2) AND gone = 0 \
-                             ON CONFLICT (user_id, broadcast_id) DO UPDATE \
-                             SET hidden = 1, change_seq = excluded.change_seq",
-                            broadcasts_of(1, 4)
-                        ),
-                        &[&user, &rest, &last, &now_micros()],
-                    )
+        for id in rest {
+            if let Some((b, u)) = resolve_copy(&tx, id, user_id).await.map_err(pg_err)? {
+                let n = tx
+                    .execute(&hide, &[&u, &b, &(last + 1), &now_micros()])
                     .await
-                    .map_err(pg_err)?,
-                None => tx
-                    .execute(
-                        "UPDATE notification_broadcast b SET deleted_seq = $2 + t.rn FROM \
-                         (SELECT id AS tid, row_number() OVER (ORDER BY create_time) AS rn \
-                          FROM notification_broadcast WHERE id = ANY($1) AND deleted_seq IS NULL) t \
-                         WHERE b.id = t.tid",
-                        &[&rest, &last],
-                    )
-                    .await
-                    .map_err(pg_err)?,
-            };
-            last += hidden as i64;
+                    .map_err(pg_err)?;
+                last += n as i64;
+                hidden += n;
+            }
         }
         set_clock(&tx, last).await.map_err(pg_err)?;
         tx.commit().await.map_err(pg_err)?;
@@ -890,16 +937,19 @@ impl Store for PgStore {
                 )
                 .await
                 .map_err(pg_err)?;
+            // A broadcast's copy: the broadcast changes for everyone who sees it.
             if changed == 0 {
-                changed = tx
-                    .execute(
-                        "UPDATE notification_broadcast SET subject = coalesce($2, subject), \
-                         content = coalesce($3, content), sender_id = coalesce($4, sender_id), \
-                         change_seq = $5 WHERE id = $1 AND deleted_seq IS NULL",
-                        &values,
-                    )
-                    .await
-                    .map_err(pg_err)?;
+                if let Some((b, _)) = resolve_copy(&tx, u.id, None).await.map_err(pg_err)? {
+                    changed = tx
+                        .execute(
+                            "UPDATE notification_broadcast SET subject = coalesce($2, subject), \
+                             content = coalesce($3, content), \
+                             sender_id = coalesce($4, sender_id), change_seq = $5 WHERE id = $1",
+                            &[&b, &u.subject, &u.content, &u.sender_id, &seq],
+                        )
+                        .await
+                        .map_err(pg_err)?;
+                }
             }
             n += changed;
         }
@@ -947,9 +997,18 @@ impl Store for PgStore {
         let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
             vec![&user_id, &next, &now];
         let mut only = String::new();
+        let mut broadcasts: Vec<Uuid> = Vec::new();
         if let Some(ids) = &ids {
+            for id in ids {
+                if let Some((b, _)) = resolve_copy(&tx, *id, Some(user_id))
+                    .await
+                    .map_err(pg_err)?
+                {
+                    broadcasts.push(b);
+                }
+            }
             only = " AND bx.id = ANY($4)".into();
-            params.push(ids);
+            params.push(&broadcasts);
         }
         let sql = format!(
             "INSERT INTO notification_broadcast_state \
@@ -1068,10 +1127,10 @@ impl Store for PgStore {
         let c = self.client().await?;
         let (after_time, after_id) = after.unwrap_or((i64::MIN, Uuid::nil()));
         let sql = format!(
-            "SELECT {INBOX_COLS} FROM notification \
+            "SELECT {INBOX_COLS}, 0 AS copy FROM notification \
              WHERE user_id = $1 AND (create_time, id) > ($2, $3) AND {filter} AND {} \
-             UNION ALL SELECT {BROADCAST_INBOX_COLS} FROM ({}) bx \
-             WHERE gone = 0 AND (create_time, id) > ($2, $3) AND {filter} \
+             UNION ALL SELECT {BROADCAST_INBOX_COLS}, 1 FROM ({}) bx \
+             WHERE gone = 0 AND create_time > $2 AND {filter} \
              ORDER BY create_time, id LIMIT $4",
             live_sql("$8"),
             broadcasts_of(1, 8),
@@ -1093,7 +1152,14 @@ impl Store for PgStore {
             )
             .await
             .map_err(pg_err)?;
-        Ok(rows.iter().map(inbox_item_from).collect())
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let mut item = inbox_item_from(r);
+                item.notification = as_copy(item.notification, user_id, r.get::<_, i32>(11) == 1);
+                item
+            })
+            .collect())
     }
 
     async fn purge_notifications(&self, ids: Vec<Uuid>, now: i64) -> StoreResult<u64> {
@@ -1160,9 +1226,23 @@ impl Store for PgStore {
             .map_err(pg_err)?
             .get(0);
         row.user_id = Uuid::nil();
+        // The key (the id's first 8 bytes) names the broadcast in its copies' ids.
+        for _ in 0..8 {
+            let taken = tx
+                .query_opt(
+                    "SELECT 1 FROM notification_broadcast WHERE key = $1",
+                    &[&&row.id.as_bytes()[..8]],
+                )
+                .await
+                .map_err(pg_err)?;
+            if taken.is_none() {
+                break;
+            }
+            row.id = Uuid::now_v7();
+        }
         tx.execute(
-            "INSERT INTO notification_broadcast (create_time, id, subject, content, code, \
-             sender_id, expire_time, origin) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO notification_broadcast (create_time, id, key, subject, content, code, \
+             sender_id, expire_time, origin) VALUES ($1, $2, $9, $3, $4, $5, $6, $7, $8)",
             &[
                 &row.create_time,
                 &row.id,
@@ -1172,6 +1252,7 @@ impl Store for PgStore {
                 &row.sender_id.unwrap_or_default(),
                 &row.expire_time,
                 &self.node,
+                &&row.id.as_bytes()[..8],
             ],
         )
         .await
@@ -1281,7 +1362,11 @@ impl Store for PgStore {
             deleted: deleted.iter().map(|r| (r.get(0), r.get(1))).collect(),
             broadcasts: broadcasts
                 .iter()
-                .map(|r| (inbox_item_from(r), r.get::<_, i32>(11) == 1))
+                .map(|r| {
+                    let mut item = inbox_item_from(r);
+                    item.notification = as_copy(item.notification, user_id, true);
+                    (item, r.get::<_, i32>(11) == 1)
+                })
                 .collect(),
             floor,
             high_water,
@@ -1989,7 +2074,7 @@ impl Store for PgStore {
              AND {live} UNION ALL SELECT id, '00000000-0000-0000-0000-000000000000'::uuid, \
              subject, content, code, sender_id, create_time, expire_time \
              FROM notification_broadcast WHERE create_time > $1 AND origin <> $2 \
-             AND deleted_seq IS NULL AND {live} ORDER BY create_time LIMIT $3",
+             AND {live} ORDER BY create_time LIMIT $3",
             live = live_sql("$4")
         );
         let rows = c

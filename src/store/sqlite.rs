@@ -30,6 +30,7 @@ use super::{
 };
 use crate::core::groups::{self, MemberOp, Transition};
 use crate::core::notifications::{Notification, NotificationUpdate};
+use crate::core::store::{broadcast_copy_id, broadcast_copy_parts};
 use crate::core::store::{
     ChannelStream, FriendChange, FriendEdge, FriendPosition, GroupFilter, GroupJoin, GroupLeave,
     GroupMembers, GroupRecord, GroupUpdate, InboxChanges, InboxCounts, InboxFilter, InboxItem,
@@ -211,6 +212,48 @@ fn readers_newest_broadcast(conns: &[Mutex<Connection>]) -> StoreResult<Option<i
 /// the current time at `?{now}`.
 fn broadcasts_of(u: usize, now: usize) -> String {
     broadcast_rows_sql(&format!("?{u}"), &format!("?{now}"), "max")
+}
+
+/// A broadcast copy's id (`broadcast_copy_id`) -> (broadcast id, owner), when the broadcast
+/// exists and so does exactly one user the id can name; `user`, when known, must be it.
+fn resolve_copy(
+    c: &Connection,
+    id: Uuid,
+    user: Option<Uuid>,
+) -> rusqlite::Result<Option<(Vec<u8>, Vec<u8>)>> {
+    let (key, lo, hi) = broadcast_copy_parts(id);
+    let Some(broadcast) = c
+        .prepare_cached("SELECT id FROM notification_broadcast WHERE key = ?1")?
+        .query_row([key.to_vec()], |r| r.get::<_, Vec<u8>>(0))
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let owner = match user {
+        Some(u) => (broadcast_copy_id(Uuid::nil(), u).as_bytes()[8..] == id.as_bytes()[8..])
+            .then(|| u.as_bytes().to_vec()),
+        None => {
+            let found: Vec<Vec<u8>> = c
+                .prepare_cached("SELECT id FROM users WHERE id BETWEEN ?1 AND ?2 LIMIT 2")?
+                .query_map([lo.as_bytes().to_vec(), hi.as_bytes().to_vec()], |r| {
+                    r.get(0)
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            (found.len() == 1)
+                .then(|| found.into_iter().next())
+                .flatten()
+        }
+    };
+    Ok(owner.map(|u| (broadcast, u)))
+}
+
+/// A broadcast row as `user` sees it: with the id of their copy.
+fn as_copy_of(user: Uuid) -> impl Fn(Notification) -> Notification {
+    move |mut n| {
+        n.id = broadcast_copy_id(n.id, user);
+        n.user_id = user;
+        n
+    }
 }
 
 /// The next value of the writer's clock: create_times and inbox change sequences alike.
@@ -702,7 +745,9 @@ fn inbox_changes_in(
             broadcasts_of(1, 4)
         ))?
         .query_map(params![user, since, limit, now], |r| {
-            Ok((inbox_item_from(r)?, r.get::<_, i64>(11)? == 1))
+            let mut item = inbox_item_from(r)?;
+            item.notification = as_copy_of(user_id)(item.notification);
+            Ok((item, r.get::<_, i64>(11)? == 1))
         })?
         .collect::<rusqlite::Result<_>>()?;
     // The user's own floor, or the one every user shares (a purged broadcast's).
@@ -936,7 +981,8 @@ impl Store for SqliteStore {
                 live_sql("?5")
             );
             let broadcast_sql = format!(
-                "{} AND (b.create_time, b.id) > (?2, ?3) ORDER BY b.create_time, b.id LIMIT ?4",
+                // create_time alone places a broadcast: one clock numbers both tables.
+                "{} AND b.create_time > ?2 AND ?3 IS NOT NULL ORDER BY b.create_time LIMIT ?4",
                 visible_broadcasts_sql("?1", "?5", "max")
             );
             let values = params![
@@ -954,6 +1000,9 @@ impl Store for SqliteStore {
             let own = run(&own_sql)?;
             let broadcasts = if any_after {
                 run(&broadcast_sql)?
+                    .into_iter()
+                    .map(as_copy_of(user_id))
+                    .collect()
             } else {
                 Vec::new()
             };
@@ -977,29 +1026,26 @@ impl Store for SqliteStore {
                  WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2) AND {}",
                 live_sql("?3")
             ))?;
-            // A broadcast: as the user sees it, or (no user) as sent, with a nil user.
-            let mut seen_by = c.prepare_cached(&format!(
+            // A broadcast's copy, as its owner sees it.
+            let mut copy = c.prepare_cached(&format!(
                 "SELECT {NOTIFICATION_COLS} FROM ({}) WHERE id = ?1 AND gone = 0",
                 broadcasts_of(2, 3)
             ))?;
-            let mut sent = c.prepare_cached(&format!(
-                "SELECT id, ?2, subject, content, code, sender_id, create_time, expire_time \
-                 FROM notification_broadcast WHERE id = ?1 AND deleted_seq IS NULL AND {}",
-                live_sql("?3")
-            ))?;
-            let nil = Uuid::nil().as_bytes().to_vec();
             let mut out = Vec::new();
             for id in ids {
-                let id = id.as_bytes().to_vec();
                 let mut found = stmt
-                    .query_row(params![id, user, now], notification_from)
+                    .query_row(
+                        params![id.as_bytes().to_vec(), user, now],
+                        notification_from,
+                    )
                     .optional()?;
                 if found.is_none() {
-                    found = match &user {
-                        Some(u) => seen_by.query_row(params![id, u, now], notification_from),
-                        None => sent.query_row(params![id, nil, now], notification_from),
+                    if let Some((b, u)) = resolve_copy(c, id, user_id)? {
+                        found = copy
+                            .query_row(params![b, u, now], notification_from)
+                            .optional()?
+                            .map(as_copy_of(Uuid::from_slice(&u).unwrap_or_default()));
                     }
-                    .optional()?;
                 }
                 out.extend(found);
             }
@@ -1019,8 +1065,7 @@ impl Store for SqliteStore {
                 "DELETE FROM notification WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2) \
                  RETURNING user_id",
             )?;
-            // A broadcast's id: hidden for the user (sync reports the state row's sequence),
-            // or deleted for everyone.
+            // A broadcast's copy: hidden for its owner (sync reports the state row's sequence).
             let mut hide = c.prepare_cached(&format!(
                 "INSERT INTO notification_broadcast_state (user_id, broadcast_id, hidden, change_seq) \
                  SELECT ?1, id, 1, ?3 FROM ({}) WHERE id = ?2 AND gone = 0 \
@@ -1028,10 +1073,6 @@ impl Store for SqliteStore {
                  SET hidden = 1, change_seq = excluded.change_seq",
                 broadcasts_of(1, 4)
             ))?;
-            let mut drop_all = c.prepare_cached(
-                "UPDATE notification_broadcast SET deleted_seq = ?2 \
-                 WHERE id = ?1 AND deleted_seq IS NULL",
-            )?;
             let mut n = 0;
             for id in ids {
                 let key = id.as_bytes().to_vec();
@@ -1043,10 +1084,9 @@ impl Store for SqliteStore {
                     n += 1;
                     continue;
                 }
-                n += match &user {
-                    Some(u) => hide.execute(params![u, key, tick(state), now_micros()])?,
-                    None => drop_all.execute(params![key, tick(state)])?,
-                } as u64;
+                if let Some((b, u)) = resolve_copy(c, id, user_id)? {
+                    n += hide.execute(params![u, b, tick(state), now_micros()])? as u64;
+                }
             }
             Ok(n)
         })
@@ -1649,21 +1689,26 @@ impl Store for SqliteStore {
             let mut broadcast = c.prepare_cached(
                 "UPDATE notification_broadcast SET subject = coalesce(?2, subject), \
                  content = coalesce(?3, content), sender_id = coalesce(?4, sender_id), \
-                 change_seq = ?5 WHERE id = ?1 AND deleted_seq IS NULL",
+                 change_seq = ?5 WHERE id = ?1",
             )?;
             let mut n = 0;
             for u in updates {
-                let values = params![
+                let (subject, content) = (u.subject, u.content);
+                let sender = u.sender_id.map(|s| s.as_bytes().to_vec());
+                let seq = tick(state);
+                let mut changed = stmt.execute(params![
                     u.id.as_bytes().to_vec(),
-                    u.subject,
-                    u.content,
-                    u.sender_id.map(|s| s.as_bytes().to_vec()),
-                    tick(state),
-                ];
-                let changed = match stmt.execute(values)? {
-                    0 => broadcast.execute(values)?,
-                    one => one,
-                };
+                    subject,
+                    content,
+                    sender,
+                    seq
+                ])?;
+                // A broadcast's copy: the broadcast changes for everyone who sees it.
+                if changed == 0 {
+                    if let Some((b, _)) = resolve_copy(c, u.id, None)? {
+                        changed = broadcast.execute(params![b, subject, content, sender, seq])?;
+                    }
+                }
                 n += changed as u64;
             }
             Ok(n)
@@ -1725,10 +1770,12 @@ impl Store for SqliteStore {
             let mut n = 0;
             for id in ids {
                 let key = id.as_bytes().to_vec();
-                let changed = match stmt.execute(params![user, now, key, tick(state)])? {
-                    0 => broadcasts.execute(params![user, now, key, tick(state)])?,
-                    one => one,
-                };
+                let mut changed = stmt.execute(params![user, now, key, tick(state)])?;
+                if changed == 0 {
+                    if let Some((b, _)) = resolve_copy(c, id, Some(user_id))? {
+                        changed = broadcasts.execute(params![user, now, b, tick(state)])?;
+                    }
+                }
                 n += changed as u64;
             }
             Ok(n)
@@ -1856,8 +1903,8 @@ impl Store for SqliteStore {
                 live_sql("?8"),
             );
             let broadcast_sql = format!(
-                "{} AND (b.create_time, b.id) > (?2, ?3) AND {filter_sql} \
-                 ORDER BY b.create_time, b.id LIMIT ?4",
+                "{} AND b.create_time > ?2 AND ?3 IS NOT NULL AND {filter_sql} \
+                 ORDER BY b.create_time LIMIT ?4",
                 visible_broadcasts_sql("?1", "?8", "max"),
             );
             let values = params![
@@ -1877,7 +1924,14 @@ impl Store for SqliteStore {
             };
             let own = run(&own_sql)?;
             let broadcasts = if any_after {
+                let copy = as_copy_of(user_id);
                 run(&broadcast_sql)?
+                    .into_iter()
+                    .map(|mut i| {
+                        i.notification = copy(i.notification);
+                        i
+                    })
+                    .collect()
             } else {
                 Vec::new()
             };
@@ -1938,13 +1992,24 @@ impl Store for SqliteStore {
             .write(move |c, state| {
                 row.create_time = tick(state);
                 row.user_id = Uuid::nil();
+                // The key (the id's first 8 bytes) names the broadcast in its copies' ids.
+                let mut taken =
+                    c.prepare_cached("SELECT 1 FROM notification_broadcast WHERE key = ?1")?;
+                for _ in 0..8 {
+                    let key = row.id.as_bytes()[..8].to_vec();
+                    if taken.query_row([key], |_| Ok(())).optional()?.is_none() {
+                        break;
+                    }
+                    row.id = Uuid::now_v7();
+                }
                 c.prepare_cached(
-                    "INSERT INTO notification_broadcast (create_time, id, subject, content, code, \
-                 sender_id, expire_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT INTO notification_broadcast (create_time, id, key, subject, content, \
+                     code, sender_id, expire_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )?
                 .execute(params![
                     row.create_time,
                     row.id.as_bytes().to_vec(),
+                    row.id.as_bytes()[..8].to_vec(),
                     row.subject,
                     row.content,
                     row.code,

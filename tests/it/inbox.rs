@@ -1053,30 +1053,60 @@ async fn a_persistent_broadcast_is_one_row_with_state_per_player() {
         "no row per player"
     );
 
-    // Nakama's list shows it in its place, paging through it with the cursor.
+    // Nakama's list shows it in its place, paging through it with the cursor; as in Nakama,
+    // each player's copy has an id of its own.
     assert_eq!(
         listed_one_by_one(&s, &cy.token).await,
         ["own before", "Season 2 is live", "own after"]
     );
-    let (_, listed) = s.get("/v2/notification?limit=10", &ann.token).await;
-    let id = listed["notifications"][0]["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    assert_eq!(listed["notifications"][0]["code"], json!(9));
-    assert_eq!(listed["notifications"][0]["persistent"], json!(true));
+    let copy_id = |token: String| {
+        let s = &s;
+        async move {
+            let (_, listed) = s.get("/v2/notification?limit=10", &token).await;
+            let n = listed["notifications"]
+                .as_array()
+                .and_then(|l| l.iter().find(|n| n["code"] == json!(9)).cloned())
+                .expect("the broadcast is listed");
+            assert_eq!(n["persistent"], json!(true));
+            n["id"].as_str().expect("id").to_string()
+        }
+    };
+    let (ann_id, bo_id, cy_id) = (
+        copy_id(ann.token.clone()).await,
+        copy_id(bo.token.clone()).await,
+        copy_id(cy.token.clone()).await,
+    );
+    assert!(ann_id != bo_id && bo_id != cy_id && ann_id != cy_id);
 
-    // Ann reads it, Bo deletes it: each only for themselves.
+    // Ann reads it, Bo deletes it: each only for themselves. Another player's copy id does
+    // nothing.
     let (status, body) = post(
         &s,
         "/v2/tidings/inbox/read",
         &ann.token,
-        json!({"ids": [id]}),
+        json!({"ids": [bo_id]}),
+    )
+    .await;
+    assert_eq!((status, body["changed"].clone()), (200, json!(0)), "{body}");
+    let (status, body) = post(
+        &s,
+        "/v2/tidings/inbox/read",
+        &ann.token,
+        json!({"ids": [ann_id]}),
     )
     .await;
     assert_eq!((status, body["changed"].clone()), (200, json!(1)), "{body}");
     let (status, _) = s
-        .delete(&format!("/v2/notification?ids={id}"), &bo.token)
+        .delete(&format!("/v2/notification?ids={ann_id}"), &bo.token)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        copy_id(ann.token.clone()).await,
+        ann_id,
+        "Bo cannot delete Ann's copy"
+    );
+    let (status, _) = s
+        .delete(&format!("/v2/notification?ids={bo_id}"), &bo.token)
         .await;
     assert_eq!(status, 200);
     let unread = |token: String| {
@@ -1097,7 +1127,7 @@ async fn a_persistent_broadcast_is_one_row_with_state_per_player() {
     let (_, cy_inbox) = s
         .get("/v2/tidings/inbox?read=false&code=9", &cy.token)
         .await;
-    assert_eq!(cy_inbox["notifications"][0]["id"], json!(id));
+    assert_eq!(cy_inbox["notifications"][0]["id"], json!(cy_id));
 
     // Sync: Bo's devices hear of the delete, Cy's of the broadcast.
     let (_, bo_changes) = s
@@ -1108,7 +1138,7 @@ async fn a_persistent_broadcast_is_one_row_with_state_per_player() {
         .await;
     let bo_entries = bo_changes["changes"].as_array().expect("changes");
     assert_eq!(bo_entries.len(), 1, "{bo_changes}");
-    assert_eq!(bo_entries[0]["deleted"], json!(id));
+    assert_eq!(bo_entries[0]["deleted"], json!(bo_id));
     let (_, cy_changes) = s.get("/v2/tidings/inbox/changes?since=0", &cy.token).await;
     let cy_ids: Vec<&str> = cy_changes["changes"]
         .as_array()
@@ -1117,53 +1147,45 @@ async fn a_persistent_broadcast_is_one_row_with_state_per_player() {
         .filter_map(|c| c["notification"]["id"].as_str())
         .collect();
     assert_eq!(cy_ids.len(), 3);
-    assert_eq!(cy_ids[1], id, "in sequence order");
+    assert_eq!(cy_ids[1], cy_id, "in sequence order");
 
-    // A script's update reaches everyone who still has it; a delete without a user removes it
-    // for everyone.
-    let uuid = Uuid::parse_str(&id).expect("uuid");
+    // A script's update through any copy reaches everyone who still has it; a script's
+    // delete of a copy (no user given) removes that player's copy only, as in Nakama.
+    let ann_uuid = Uuid::parse_str(&ann_id).expect("uuid");
     s.core
         .notifications
         .update(vec![NotificationUpdate {
-            id: uuid,
+            id: ann_uuid,
             subject: Some("Season 2 is live!".into()),
             content: None,
             sender_id: None,
         }])
         .await
         .expect("update");
-    let (_, ann_list) = s.get("/v2/notification", &ann.token).await;
+    let (_, cy_list) = s.get("/v2/notification?limit=10", &cy.token).await;
     assert_eq!(
-        ann_list["notifications"][0]["subject"],
+        cy_list["notifications"][1]["subject"],
         json!("Season 2 is live!")
     );
-    let cy_seq = cy_changes["seq"].as_str().expect("seq").to_string();
+    let got = s
+        .core
+        .notifications
+        .get(vec![ann_uuid], None)
+        .await
+        .expect("get");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].user_id, ann.id, "a copy id names its player");
     assert_eq!(
         s.core
             .notifications
-            .delete(vec![uuid], None)
+            .delete(vec![ann_uuid], None)
             .await
             .expect("delete"),
         1
     );
-    assert_eq!(
-        listed_one_by_one(&s, &cy.token).await,
-        ["own before", "own after"]
-    );
-    let (_, cy_after) = s
-        .get(
-            &format!("/v2/tidings/inbox/changes?since={cy_seq}"),
-            &cy.token,
-        )
-        .await;
-    assert!(
-        cy_after["changes"]
-            .as_array()
-            .expect("changes")
-            .iter()
-            .any(|c| c["deleted"] == json!(id)),
-        "{cy_after}"
-    );
+    let (_, ann_list) = s.get("/v2/notification", &ann.token).await;
+    assert_eq!(ann_list["notifications"], json!(null), "{ann_list}");
+    assert_eq!(copy_id(cy.token.clone()).await, cy_id, "Cy keeps hers");
 
     // Players who join later do not receive earlier broadcasts (as Nakama, which stores one
     // row per existing user). Account times are in seconds.
@@ -1177,5 +1199,5 @@ async fn a_persistent_broadcast_is_one_row_with_state_per_player() {
     let (_, late_list) = s.get("/v2/notification", &late.token).await;
     assert_eq!(late_list["notifications"], json!(null), "{late_list}");
     let (_, cy_list) = s.get("/v2/notification?limit=10", &cy.token).await;
-    assert_eq!(cy_list["notifications"].as_array().map(Vec::len), Some(3));
+    assert_eq!(cy_list["notifications"].as_array().map(Vec::len), Some(4));
 }

@@ -352,16 +352,24 @@ async fn send_all_reaches_every_socket_and_every_inbox() {
         .await
         .unwrap();
     assert_eq!(stored, 1, "one broadcast row, whatever the number of users");
+    let mut listed_ids = Vec::new();
     for u in &users {
         let items = list_items(&s.get("/v2/notification", &u.token).await.1);
         assert_eq!(items.len(), 1);
         assert_eq!(items[0]["subject"], "saved");
+        listed_ids.push(items[0]["id"].clone());
     }
-    for ws in &mut sockets {
+    assert!(
+        listed_ids[0] != listed_ids[1] && listed_ids[1] != listed_ids[2],
+        "each user's copy has its own id, as in Nakama: {listed_ids:?}"
+    );
+    for (i, ws) in sockets.iter_mut().enumerate() {
         let frame = next_json(ws).await;
+        let pushed = &frame["notifications"]["notifications"][0];
+        assert_eq!(pushed["persistent"], true);
         assert_eq!(
-            frame["notifications"]["notifications"][0]["persistent"],
-            true
+            pushed["id"], listed_ids[i],
+            "the pushed copy is the listed one"
         );
     }
 }

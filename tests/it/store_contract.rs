@@ -1152,7 +1152,7 @@ async fn inbox_state_counts_and_filters(store: &Arc<dyn Store>, run: &Run) {
 /// rows, with their own read state and delete; an update changes it for everyone, a delete
 /// without a user removes it for everyone; sync reports each.
 async fn broadcasts_have_state_per_user(store: &Arc<dyn Store>, run: &Run) {
-    use tidings::core::store::{InboxFilter, InboxMark};
+    use tidings::core::store::{broadcast_copy_id, InboxFilter, InboxMark};
     let gil = new_user(store, run, "bc-gil").await;
     let hal = new_user(store, run, "bc-hal").await;
     let own = store
@@ -1168,27 +1168,39 @@ async fn broadcasts_have_state_per_user(store: &Arc<dyn Store>, run: &Run) {
     row.code = 9;
     let b = store.insert_broadcast(row).await.expect("insert_broadcast");
     assert!(b.create_time > own[0].create_time, "from the same clock");
+    let (gil_copy, hal_copy) = (
+        broadcast_copy_id(b.id, gil.id),
+        broadcast_copy_id(b.id, hal.id),
+    );
     let listed = store
         .list_notifications(gil.id, None, 10)
         .await
         .expect("list");
     let mine: Vec<(Uuid, Uuid)> = listed
         .iter()
-        .filter(|n| n.id == own[0].id || n.id == b.id)
+        .filter(|n| n.id == own[0].id || n.id == gil_copy)
         .map(|n| (n.id, n.user_id))
         .collect();
     assert_eq!(
         mine,
-        vec![(own[0].id, gil.id), (b.id, gil.id)],
-        "in list order, as the user's"
+        vec![(own[0].id, gil.id), (gil_copy, gil.id)],
+        "in list order, as gil's copy"
     );
     let after_own = store
         .list_notifications(gil.id, Some((own[0].create_time, own[0].id)), 10)
         .await
         .expect("list after cursor");
     assert!(
-        after_own.iter().any(|n| n.id == b.id),
+        after_own.iter().any(|n| n.id == gil_copy),
         "the cursor reaches it"
+    );
+    let after_copy = store
+        .list_notifications(gil.id, Some((b.create_time, gil_copy)), 10)
+        .await
+        .expect("list after the copy");
+    assert!(
+        !after_copy.iter().any(|n| n.id == gil_copy),
+        "and then passes it"
     );
 
     let unread = |user: Uuid| async move {
@@ -1203,7 +1215,14 @@ async fn broadcasts_have_state_per_user(store: &Arc<dyn Store>, run: &Run) {
     assert_eq!(unread(gil.id).await, Some(1));
     assert_eq!(
         store
-            .mark_notifications(gil.id, Some(vec![b.id]), InboxMark::Read, now_micros())
+            .mark_notifications(gil.id, Some(vec![hal_copy]), InboxMark::Read, now_micros())
+            .await
+            .expect("mark another's copy"),
+        0
+    );
+    assert_eq!(
+        store
+            .mark_notifications(gil.id, Some(vec![gil_copy]), InboxMark::Read, now_micros())
             .await
             .expect("mark"),
         1
@@ -1220,35 +1239,40 @@ async fn broadcasts_have_state_per_user(store: &Arc<dyn Store>, run: &Run) {
         .expect("list read");
     assert!(read_list
         .iter()
-        .any(|i| i.notification.id == b.id && i.read_time.is_some()));
+        .any(|i| i.notification.id == gil_copy && i.read_time.is_some()));
+    let got = store
+        .get_notifications(vec![hal_copy], None)
+        .await
+        .expect("get");
+    assert_eq!(got.len(), 1);
     assert_eq!(
-        store
-            .get_notifications(vec![b.id], Some(hal.id))
-            .await
-            .expect("get")[0]
-            .user_id,
-        hal.id
+        (got[0].id, got[0].user_id),
+        (hal_copy, hal.id),
+        "a copy id names its user"
     );
-    assert_eq!(
-        store
-            .get_notifications(vec![b.id], None)
-            .await
-            .expect("get")[0]
-            .user_id,
-        Uuid::nil(),
-        "as sent"
-    );
+    assert!(store
+        .get_notifications(vec![hal_copy], Some(gil.id))
+        .await
+        .expect("get as gil")
+        .is_empty());
 
-    // Hal hides it; then an update reaches gil; then it is deleted for everyone.
+    // Hal hides his copy; an update through gil's copy reaches everyone who still has it.
     assert_eq!(
         store
-            .delete_notifications(vec![b.id], Some(hal.id))
+            .delete_notifications(vec![hal_copy], Some(gil.id))
+            .await
+            .expect("not gil's"),
+        0
+    );
+    assert_eq!(
+        store
+            .delete_notifications(vec![hal_copy], None)
             .await
             .expect("hide"),
         1
     );
     assert!(store
-        .get_notifications(vec![b.id], Some(hal.id))
+        .get_notifications(vec![hal_copy], Some(hal.id))
         .await
         .expect("get hidden")
         .is_empty());
@@ -1257,48 +1281,28 @@ async fn broadcasts_have_state_per_user(store: &Arc<dyn Store>, run: &Run) {
         .await
         .expect("hal changes");
     assert_eq!(hal_changes.broadcasts.len(), 1);
+    assert_eq!(hal_changes.broadcasts[0].0.notification.id, hal_copy);
     assert!(hal_changes.broadcasts[0].1, "reported as gone for hal");
     store
         .update_notifications(vec![NotificationUpdate {
-            id: b.id,
+            id: gil_copy,
             subject: Some("to all, edited".into()),
             content: None,
             sender_id: None,
         }])
         .await
         .expect("update");
-    let gil_seq = store
+    let gil_changes = store
         .inbox_changes(gil.id, 0, 100)
         .await
         .expect("gil changes");
-    let seen = gil_seq
+    let seen = gil_changes
         .broadcasts
         .iter()
-        .find(|(i, _)| i.notification.id == b.id)
-        .expect("gil's broadcast");
+        .find(|(i, _)| i.notification.id == gil_copy)
+        .expect("gil's copy");
     assert_eq!(seen.0.notification.subject, "to all, edited");
     assert!(!seen.1 && seen.0.seq > b.create_time);
-    assert_eq!(
-        store
-            .delete_notifications(vec![b.id], None)
-            .await
-            .expect("delete for all"),
-        1
-    );
-    assert!(!store
-        .list_notifications(gil.id, None, 10)
-        .await
-        .expect("list")
-        .iter()
-        .any(|n| n.id == b.id));
-    let gone = store
-        .inbox_changes(gil.id, gil_seq.high_water, 10)
-        .await
-        .expect("changes after delete");
-    assert!(gone
-        .broadcasts
-        .iter()
-        .any(|(i, g)| i.notification.id == b.id && *g));
 
     // A user created after it does not see it.
     let mut row = notification(Uuid::nil(), Uuid::nil(), "before ivy");
@@ -1313,12 +1317,12 @@ async fn broadcasts_have_state_per_user(store: &Arc<dyn Store>, run: &Run) {
         )
         .await
         .expect("ivy");
-    assert!(!store
+    assert!(store
         .list_notifications(ivy.id, None, 10)
         .await
         .expect("ivy list")
         .iter()
-        .any(|n| n.id == early.id));
+        .all(|n| n.code != 9));
     // Purging a broadcast raises the floor every user shares.
     assert_eq!(
         store

@@ -3,18 +3,20 @@
 -- before its create_time) sees it in their list, at its place in create_time order, with their
 -- own read/seen state and their own delete in notification_broadcast_state (written only when
 -- the user acts on it). create_time and change_seq come from the same clock as the
--- notification table's, so lists and sync pages interleave both. deleted_seq: deleted for
--- everyone (kept so that sync can report it). origin: the node that stored it (catch-up).
+-- notification table's, so lists and sync pages interleave both.
+-- As in Nakama, each user's copy has an id of its own: the broadcast's first 8 bytes (key)
+-- followed by the user id's first 8 (core::store::broadcast_copy_id), so a copy's id leads
+-- back to both without a row per user. origin: the node that stored it (catch-up).
 CREATE TABLE notification_broadcast (
     create_time BIGINT PRIMARY KEY NOT NULL,
     id          UUID NOT NULL UNIQUE,
+    key         BYTEA NOT NULL UNIQUE,
     subject     VARCHAR(255) NOT NULL,
     content     TEXT NOT NULL DEFAULT '{}',
     code        SMALLINT NOT NULL,
     sender_id   UUID NOT NULL,
     expire_time BIGINT,
     change_seq  BIGINT,
-    deleted_seq BIGINT,
     origin      VARCHAR(128) NOT NULL DEFAULT ''
 );
 CREATE TABLE notification_broadcast_state (

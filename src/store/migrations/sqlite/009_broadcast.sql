@@ -3,18 +3,20 @@
 -- before its create_time) sees it in their list, at its place in create_time order, with their
 -- own read/seen state and their own delete in notification_broadcast_state (written only when
 -- the user acts on it). create_time and change_seq come from the same clock as the
--- notification table's, so lists and sync pages interleave both. deleted_seq: deleted for
--- everyone (kept so that sync can report it).
+-- notification table's, so lists and sync pages interleave both.
+-- As in Nakama, each user's copy has an id of its own: the broadcast's first 8 bytes (key)
+-- followed by the user id's first 8 (core::store::broadcast_copy_id), so a copy's id leads
+-- back to both without a row per user.
 CREATE TABLE notification_broadcast (
     create_time INTEGER PRIMARY KEY NOT NULL,
     id          BLOB NOT NULL UNIQUE,
+    key         BLOB NOT NULL UNIQUE,
     subject     TEXT NOT NULL CHECK (length(subject) <= 255),
     content     TEXT NOT NULL DEFAULT '{}',
     code        INTEGER NOT NULL CHECK (code BETWEEN -32768 AND 32767),
     sender_id   BLOB NOT NULL,
     expire_time INTEGER,
     change_seq  INTEGER,
-    deleted_seq INTEGER,
     origin      TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE notification_broadcast_state (
