@@ -11,8 +11,12 @@
 //! - `sync`: gap-free sync (`core::sync`): the page of 1,000 changes a device missed (400 new
 //!   notifications, 300 read, 200 updated, 100 deleted) in a 10,000-row inbox; and "mark all
 //!   read" over 10,000 unread rows, which numbers every row it changes.
+//! - `broadcast`: a persistent send_all to 100,000 users: stored once as a broadcast (what
+//!   Tidings does), against one row per user in pages of 10,000 (what Nakama does). Both are
+//!   visible to every user once the call returns, so the time is also the time to visible.
 //!
-//! Run all of them (about a minute on 2 cores) with
+//! Run all of them (about a minute on 2 cores, plus about three for `broadcast`, whose
+//! row-per-user side writes 100,000 rows per sample) with
 //!
 //! ```sh
 //! cargo bench --bench hot_paths
@@ -372,12 +376,51 @@ fn bench_sync(c: &mut Criterion) {
     rt.block_on(store.close()).expect("close the store");
 }
 
+fn bench_broadcast(c: &mut Criterion) {
+    const USERS: usize = 100_000;
+    let rt = Runtime::new().expect("a tokio runtime");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = SqliteStore::open(&dir.path().join("bench.sqlite3")).expect("open the store");
+    let users: Vec<Uuid> = rt.block_on(async {
+        let mut users = Vec::with_capacity(USERS);
+        for i in 0..USERS {
+            users.push(create_user(&store, &format!("player{i}")).await);
+        }
+        users
+    });
+    let mut group = configured_group(c, "broadcast", Duration::from_secs(3));
+    group.sample_size(10);
+    group.bench_function("stored_once_100000_users", |b| {
+        b.iter(|| {
+            rt.block_on(store.insert_broadcast(notification(Uuid::nil())))
+                .expect("insert the broadcast")
+        })
+    });
+    let last = *users.last().expect("users");
+    let listed = rt
+        .block_on(store.list_notifications(last, None, 1))
+        .expect("list");
+    assert_eq!(listed.len(), 1, "the last user sees the broadcasts");
+    group.bench_function("row_per_user_100000_users", |b| {
+        b.iter(|| {
+            for page in users.chunks(10_000) {
+                let rows = page.iter().map(|u| notification(*u)).collect();
+                rt.block_on(store.insert_notifications(rows))
+                    .expect("insert a page");
+            }
+        })
+    });
+    group.finish();
+    rt.block_on(store.close()).expect("close the store");
+}
+
 criterion_group!(
     benches,
     bench_cursor,
     bench_lua_content,
     bench_frames,
     bench_store,
-    bench_sync
+    bench_sync,
+    bench_broadcast
 );
 criterion_main!(benches);
