@@ -19,6 +19,9 @@ pub struct Config {
     pub name: String,
     /// Where the SQLite database (and later other state) lives.
     pub data_dir: PathBuf,
+    /// On SIGTERM/SIGINT: how long in-flight requests and sockets get to finish (Nakama's
+    /// key) before the process exits anyway.
+    pub shutdown_grace_sec: u64,
     pub socket: SocketConfig,
     pub session: SessionConfig,
     pub runtime: RuntimeConfig,
@@ -125,6 +128,7 @@ impl Default for Config {
         Config {
             name: "tidings".into(),
             data_dir: PathBuf::from("data"),
+            shutdown_grace_sec: 10,
             socket: SocketConfig {
                 address: String::new(),
                 port: 7350,
@@ -180,6 +184,7 @@ impl Default for Config {
 pub const KEYS: &[&str] = &[
     "name",
     "data_dir",
+    "shutdown_grace_sec",
     "socket.address",
     "socket.port",
     "socket.server_key",
@@ -246,6 +251,7 @@ impl Config {
         match key {
             "name" => self.name = v,
             "data_dir" => self.data_dir = PathBuf::from(v),
+            "shutdown_grace_sec" => self.shutdown_grace_sec = parse(key, value, "seconds")?,
             "socket.address" => self.socket.address = v,
             "socket.port" => self.socket.port = parse(key, value, "a port number 0-65535")?,
             "socket.server_key" => self.socket.server_key = v,

@@ -5,10 +5,16 @@
 //! 128 KiB read buffer per connection and does not expose the setting. Measured with
 //! `examples/loadgen memory` on 2026-11-29: 122–132 KiB of RSS per idle socket through warp.
 //! Upgrading with hyper ourselves lets the socket use a 4 KiB read buffer (see `socket.rs`).
+//!
+//! Shutdown (SIGTERM or SIGINT, see `main.rs`): stop accepting, let every connection finish
+//! the request it is serving (an RPC included), close every socket with a close frame once
+//! its own RPC, if any, has answered, and wait for all of them up to `shutdown_grace_sec`.
+//! The caller then closes the store; every acknowledged write was already committed.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,8 +30,44 @@ use super::{routes, socket, Ctx};
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
 
-/// How long a connection may take to finish its request once shutdown starts.
-const DRAIN: Duration = Duration::from_secs(5);
+/// The close reason sockets get at shutdown.
+pub const SHUTDOWN_REASON: &str = "server shutting down";
+
+/// Counts connections and sockets still running, so shutdown can wait for them.
+#[derive(Default)]
+pub struct Live {
+    count: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// Held by one running connection or socket.
+pub struct LiveGuard(Arc<Live>);
+
+impl Live {
+    pub fn enter(self: &Arc<Self>) -> LiveGuard {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        LiveGuard(self.clone())
+    }
+
+    /// Resolves once nothing is running.
+    async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.count.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
 
 /// Serves until `shutdown` resolves, then stops accepting and lets open requests finish.
 pub async fn run(
@@ -34,6 +76,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let warp_service = warp::service(routes(ctx.clone()));
+    let live = Arc::new(Live::default());
     // Tells open connections to finish their current request and close.
     let (closing, closed) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
@@ -53,12 +96,14 @@ pub async fn run(
         let _ = stream.set_nodelay(true);
         let ctx = ctx.clone();
         let warp_service = warp_service.clone();
+        let sockets = live.clone();
         let service = service_fn(move |mut req: hyper::Request<Incoming>| {
             let ctx = ctx.clone();
             let mut warp_service = warp_service.clone();
+            let sockets = sockets.clone();
             async move {
                 if req.uri().path() == "/ws" {
-                    return Ok::<_, Infallible>(socket::upgrade(req, peer, ctx));
+                    return Ok::<_, Infallible>(socket::upgrade(req, peer, ctx, sockets));
                 }
                 req.extensions_mut().insert(Peer(peer));
                 warp_service.call(req).await
@@ -68,7 +113,9 @@ pub async fn run(
             .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();
         let mut closed = closed.clone();
+        let running = live.enter();
         tokio::spawn(async move {
+            let _running = running;
             let mut conn = std::pin::pin!(conn);
             let stop = async move {
                 let _ = closed.wait_for(|c| *c).await;
@@ -77,10 +124,19 @@ pub async fn run(
                 _ = conn.as_mut() => {}
                 _ = stop => {
                     conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(DRAIN, conn).await;
+                    let _ = conn.await;
                 }
             }
         });
     }
+    drop(listener);
     let _ = closing.send(true);
+    ctx.core.presence.close_all(SHUTDOWN_REASON);
+    let grace = Duration::from_secs(ctx.config.shutdown_grace_sec);
+    if tokio::time::timeout(grace, live.idle()).await.is_err() {
+        tracing::warn!(
+            still_running = live.count.load(Ordering::SeqCst),
+            "shutdown grace period over; stopping anyway"
+        );
+    }
 }

@@ -85,7 +85,12 @@ fn header<'a>(req: &'a hyper::Request<Incoming>, name: &str) -> &'a str {
 
 /// GET /ws?token=&format=&status=&lang= — checks the request, answers 101 and runs the
 /// session on the upgraded connection (called by `api::server` for every `/ws` request).
-pub fn upgrade(req: hyper::Request<Incoming>, peer: SocketAddr, ctx: Arc<Ctx>) -> Response {
+pub fn upgrade(
+    req: hyper::Request<Incoming>,
+    peer: SocketAddr,
+    ctx: Arc<Ctx>,
+    live: Arc<super::server::Live>,
+) -> Response {
     if req.method() != hyper::Method::GET {
         return error_response(&ApiError::new(Code::Unimplemented, "Method Not Allowed"));
     }
@@ -151,7 +156,9 @@ pub fn upgrade(req: hyper::Request<Incoming>, peer: SocketAddr, ctx: Arc<Ctx>) -
         .max_message_size(Some(max))
         .max_frame_size(Some(max));
     let on_upgrade = hyper::upgrade::on(req);
+    let running = live.enter();
     tokio::spawn(async move {
+        let _running = running;
         match on_upgrade.await {
             Ok(upgraded) => {
                 let ws = WebSocketStream::from_raw_socket(
@@ -366,7 +373,9 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
             break None;
         }
         tokio::select! {
-            reason = handle.close.closed() => {
+            // A close request waits for the socket's own RPC to answer (at shutdown, or a
+            // kick), so a call the client made is never cut off.
+            reason = handle.close.closed(), if pending.is_none() => {
                 // Flush what was queued before the close request, then close.
                 while let Ok(msg) = queue.try_recv() {
                     wake(&mut follow, &msg);

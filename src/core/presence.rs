@@ -245,6 +245,15 @@ impl Presence {
             .is_some_and(|list| list.iter().any(|s| s.inbox))
     }
 
+    /// Asks every session here to close with `reason` (shutdown).
+    pub fn close_all(&self, reason: &str) {
+        for list in self.lock().values() {
+            for session in list {
+                session.close.close(reason);
+            }
+        }
+    }
+
     /// Queues on every session here the event `make` builds for its user (once per user:
     /// a broadcast's copy has each user's own id). Returns the users with a socket that
     /// asked for inbox events.

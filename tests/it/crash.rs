@@ -228,3 +228,122 @@ async fn crash_run(data: &std::path::Path, extra: &[String], list_port: Option<u
     assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
     server
 }
+
+/// Waits for `child` to exit, at most `limit`; its exit status, or None if it is still running.
+async fn exit_within(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+/// SIGTERM is a graceful stop: the RPC in flight answers and its notification is stored,
+/// open sockets get a close frame (1000, "server shutting down"), new connections are
+/// refused, and the process exits 0 within the grace period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_calls_closes_sockets_and_exits_zero() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let grace = ["--shutdown_grace_sec".to_string(), "8".to_string()];
+    let mut server = start(dir.path(), port, &grace);
+    wait_healthy(&http, &base).await;
+    let session: serde_json::Value = http
+        .post(format!("{base}/v2/account/authenticate/device"))
+        .basic_auth("defaultkey", Some(""))
+        .body(r#"{"id":"shutdown-test-device"}"#)
+        .send()
+        .await
+        .expect("auth")
+        .json()
+        .await
+        .expect("auth json");
+    let token = session["token"].as_str().expect("token").to_string();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws?token={token}"))
+            .await
+            .expect("socket");
+
+    // A call that is still running when SIGTERM arrives.
+    let call = {
+        let (http, base, token) = (http.clone(), base.clone(), token.clone());
+        tokio::spawn(async move {
+            let res = http
+                .post(format!("{base}/v2/rpc/test.slow_store"))
+                .bearer_auth(&token)
+                .body("\"7 800\"")
+                .send()
+                .await
+                .expect("the call answers");
+            (res.status().as_u16(), res.text().await.unwrap_or_default())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+
+    let (code, reason) = loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("the socket hears of the shutdown")
+        {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                break (u16::from(frame.code), frame.reason.to_string())
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("socket ended without a close frame: {other:?}"),
+        }
+    };
+    assert_eq!((code, reason.as_str()), (1000, "server shutting down"));
+    let (status, body) = call.await.expect("call task");
+    assert_eq!((status, body.as_str()), (200, r#"{"payload":"7"}"#));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+            || server.try_wait().expect("try_wait").is_some(),
+        "no new connections once stopping"
+    );
+    let status = exit_within(&mut server, Duration::from_secs(8))
+        .await
+        .expect("exits within the grace period");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(started.elapsed() < Duration::from_secs(8));
+
+    // What the call stored is there after a restart.
+    let mut again = start(dir.path(), port, &grace);
+    wait_healthy(&http, &base).await;
+    let listed: serde_json::Value = http
+        .get(format!("{base}/v2/notification?limit=10"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("list json");
+    let _ = again.kill();
+    let _ = again.wait();
+    let items = listed["notifications"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(items.len(), 1, "{listed}");
+    assert_eq!(items[0]["content"], serde_json::json!("{\"seq\":7}"));
+}
