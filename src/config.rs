@@ -121,6 +121,8 @@ pub struct NotificationsConfig {
 pub struct LoggerConfig {
     /// debug, info, warn or error.
     pub level: String,
+    /// `text` (for a terminal) or `json` (one object per line, for a log pipeline).
+    pub format: String,
 }
 
 impl Default for Config {
@@ -175,6 +177,7 @@ impl Default for Config {
             },
             logger: LoggerConfig {
                 level: "info".into(),
+                format: "text".into(),
             },
         }
     }
@@ -220,6 +223,7 @@ pub const KEYS: &[&str] = &[
     "notifications.dedupe_window_sec",
     "notifications.sync_window_sec",
     "logger.level",
+    "logger.format",
 ];
 
 /// A refused setting: the message names the key and says what is wrong.
@@ -329,6 +333,7 @@ impl Config {
                 self.notifications.sync_window_sec = parse(key, value, "seconds")?
             }
             "logger.level" => self.logger.level = v.to_ascii_lowercase(),
+            "logger.format" => self.logger.format = v.to_ascii_lowercase(),
             _ => {
                 return Err(ConfigError(format!(
                     "config {key}: unknown setting (known: {})",
@@ -486,6 +491,9 @@ impl Config {
         }
         if !["debug", "info", "warn", "error"].contains(&self.logger.level.as_str()) {
             return fail("logger.level", "must be one of debug, info, warn, error");
+        }
+        if !["text", "json"].contains(&self.logger.format.as_str()) {
+            return fail("logger.format", "must be text or json");
         }
         Ok(())
     }

@@ -44,12 +44,21 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(format!("tidings={},warn", config.logger.level))
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(format!("tidings={},warn", config.logger.level))
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Each line carries the spans it was logged in: `request{id=…}` for an HTTP request,
+    // `session{id=…}` for a socket, also on the Lua thread that runs their calls.
+    if config.logger.format == "json" {
+        tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
 
     let mut config = config;
     if let Some(path) = check_path {

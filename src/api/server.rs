@@ -23,6 +23,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tower_service::Service;
+use tracing::Instrument;
 
 use super::{routes, socket, Ctx};
 
@@ -101,13 +102,31 @@ pub async fn run(
             let ctx = ctx.clone();
             let mut warp_service = warp_service.clone();
             let sockets = sockets.clone();
+            // Every line logged while serving carries the request's id (never its query,
+            // which may hold a token or the http key).
+            let span = tracing::info_span!(
+                "request",
+                id = %uuid::Uuid::new_v4().simple(),
+                method = %req.method(),
+                path = %req.uri().path(),
+            );
             async move {
                 if req.uri().path() == "/ws" {
                     return Ok::<_, Infallible>(socket::upgrade(req, peer, ctx, sockets));
                 }
                 req.extensions_mut().insert(Peer(peer));
-                warp_service.call(req).await
+                let started = std::time::Instant::now();
+                let res = warp_service.call(req).await;
+                if let Ok(res) = &res {
+                    tracing::debug!(
+                        status = res.status().as_u16(),
+                        micros = started.elapsed().as_micros() as u64,
+                        "served"
+                    );
+                }
+                res
             }
+            .instrument(span)
         });
         let conn = http1::Builder::new()
             .serve_connection(TokioIo::new(stream), service)

@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
+use tracing::Instrument;
 use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Reply;
@@ -167,7 +168,13 @@ pub fn upgrade(
                     Some(config),
                 )
                 .await;
-                run_session(ws, session, ctx).await;
+                // The socket's lines (and its RPCs' script lines) carry this span.
+                let span = tracing::info_span!(
+                    "socket",
+                    id = %uuid::Uuid::new_v4().simple(),
+                    user = %session.user.user_id,
+                );
+                run_session(ws, session, ctx).instrument(span).await;
             }
             Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
         }

@@ -164,6 +164,7 @@ impl Generation {
             ctx,
             args,
             reply,
+            span: tracing::Span::current(),
         })?;
         let finished = wait
             .await

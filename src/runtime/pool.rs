@@ -21,6 +21,9 @@ pub struct Job {
     pub ctx: CallContext,
     pub args: CallArgs,
     pub reply: oneshot::Sender<Finished>,
+    /// The caller's span (its request or socket session), entered on the VM thread so the
+    /// script's log lines carry the same id.
+    pub span: tracing::Span,
 }
 
 type Registrations = (Vec<String>, Vec<String>, Vec<String>);
@@ -120,7 +123,9 @@ fn worker(
             ctx,
             args,
             reply,
+            span,
         } = job;
+        let _entered = span.enter();
         let result = catch_unwind(AssertUnwindSafe(|| vm.call(&target, &ctx, args)));
         let (result, replace) = match result {
             Ok(r) => (r, vm.spent),

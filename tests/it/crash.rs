@@ -16,7 +16,7 @@ use crate::support::fixtures;
 const KILLS: usize = 20;
 const CLIENTS: usize = 4;
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -52,7 +52,7 @@ fn start(data: &std::path::Path, port: u16, extra: &[String]) -> Child {
         .expect("start tidings")
 }
 
-async fn wait_healthy(http: &reqwest::Client, base: &str) {
+pub(crate) async fn wait_healthy(http: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Ok(res) = http.get(format!("{base}/healthcheck")).send().await {

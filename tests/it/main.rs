@@ -5,7 +5,8 @@
 //! - `notifications`: core send -> sockets -> REST list/delete, cursor rules, send_all
 //! - `socket`: handshake, envelopes, limits, single_socket
 //! - `cluster`: several nodes on one PostgreSQL database
-//! - `crash`: acknowledged sends survive SIGKILL of the real binary
+//! - `crash`: acknowledged sends survive SIGKILL of the real binary; SIGTERM stops gracefully
+//! - `ops`: structured logs of the real binary (request ids, no secrets)
 //! - `durability`: what survives a restart
 //! - `postgres`: the whole server on PostgreSQL (needs a PostgreSQL server, see support::pg_url)
 //! - `reload`: hot reload, the runtime status endpoint, `tidings check`
@@ -26,6 +27,7 @@ mod groups;
 mod inbox;
 mod lua;
 mod notifications;
+mod ops;
 mod postgres;
 mod reload;
 mod socket;
