@@ -65,6 +65,21 @@ pub(crate) async fn wait_healthy(http: &reqwest::Client, base: &str) {
     panic!("server did not become healthy");
 }
 
+/// Authenticates `device` against the server at `base`; its session token.
+pub(crate) async fn device_token(http: &reqwest::Client, base: &str, device: &str) -> String {
+    let session: serde_json::Value = http
+        .post(format!("{base}/v2/account/authenticate/device"))
+        .basic_auth("defaultkey", Some(""))
+        .body(serde_json::json!({ "id": device }).to_string())
+        .send()
+        .await
+        .expect("auth")
+        .json()
+        .await
+        .expect("auth json");
+    session["token"].as_str().expect("token").to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_sends_survive_sigkill() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -105,17 +120,7 @@ async fn crash_run(data: &std::path::Path, extra: &[String], list_port: Option<u
         .expect("client");
     let mut server = start(data, port, extra);
     wait_healthy(&http, &base).await;
-    let session: serde_json::Value = http
-        .post(format!("{base}/v2/account/authenticate/device"))
-        .basic_auth("defaultkey", Some(""))
-        .body(r#"{"id":"crash-test-device"}"#)
-        .send()
-        .await
-        .expect("auth")
-        .json()
-        .await
-        .expect("auth json");
-    let token = session["token"].as_str().expect("token").to_string();
+    let token = device_token(&http, &base, "crash-test-device").await;
 
     let next = Arc::new(AtomicU64::new(0));
     let acked = Arc::new(Mutex::new(Vec::<u64>::new()));
@@ -259,17 +264,7 @@ async fn sigterm_finishes_calls_closes_sockets_and_exits_zero() {
     let grace = ["--shutdown_grace_sec".to_string(), "8".to_string()];
     let mut server = start(dir.path(), port, &grace);
     wait_healthy(&http, &base).await;
-    let session: serde_json::Value = http
-        .post(format!("{base}/v2/account/authenticate/device"))
-        .basic_auth("defaultkey", Some(""))
-        .body(r#"{"id":"shutdown-test-device"}"#)
-        .send()
-        .await
-        .expect("auth")
-        .json()
-        .await
-        .expect("auth json");
-    let token = session["token"].as_str().expect("token").to_string();
+    let token = device_token(&http, &base, "shutdown-test-device").await;
     let (mut ws, _) =
         tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws?token={token}"))
             .await

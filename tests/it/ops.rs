@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::crash::{free_port, wait_healthy};
+use crate::crash::{device_token, free_port, wait_healthy};
 use crate::support::fixtures;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,17 +39,7 @@ async fn json_logs_carry_request_ids_and_no_secrets() {
         .build()
         .expect("client");
     wait_healthy(&http, &base).await;
-    let session: Value = http
-        .post(format!("{base}/v2/account/authenticate/device"))
-        .basic_auth("defaultkey", Some(""))
-        .body(r#"{"id":"log-test-device"}"#)
-        .send()
-        .await
-        .expect("auth")
-        .json()
-        .await
-        .expect("auth json");
-    let token = session["token"].as_str().expect("token").to_string();
+    let token = device_token(&http, &base, "log-test-device").await;
     let res = http
         .post(format!(
             "{base}/v2/rpc/test.log?http_key=defaulthttpkey&unwrap=true"
