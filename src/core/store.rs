@@ -352,8 +352,6 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> StoreResult<UserRecord>;
     async fn devices_of(&self, user_id: Uuid) -> StoreResult<Vec<String>>;
-    /// Up to `limit` user ids after `after`, ascending: the pages `send_all` walks.
-    async fn user_ids_page(&self, after: Option<Uuid>, limit: usize) -> StoreResult<Vec<Uuid>>;
 
     // Session revocation.
     async fn revoke_tokens(&self, tokens: Vec<RevokedToken>) -> StoreResult<()>;

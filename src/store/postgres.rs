@@ -639,18 +639,6 @@ impl Store for PgStore {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    async fn user_ids_page(&self, after: Option<Uuid>, limit: usize) -> StoreResult<Vec<Uuid>> {
-        let c = self.client().await?;
-        let rows = c
-            .query(
-                "SELECT id FROM users WHERE id > $1 ORDER BY id LIMIT $2",
-                &[&after.unwrap_or_default(), &(limit as i64)],
-            )
-            .await
-            .map_err(pg_err)?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
-    }
-
     async fn revoke_tokens(&self, tokens: Vec<RevokedToken>) -> StoreResult<()> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg_err)?;

@@ -847,17 +847,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn user_ids_page(&self, after: Option<Uuid>, limit: usize) -> StoreResult<Vec<Uuid>> {
-        let after = after.map(|u| u.as_bytes().to_vec()).unwrap_or_default();
-        self.read(move |c| {
-            let mut stmt =
-                c.prepare_cached("SELECT id FROM users WHERE id > ?1 ORDER BY id LIMIT ?2")?;
-            let rows = stmt.query_map(params![after, limit as i64], |r| uuid_from(r, 0))?;
-            rows.collect()
-        })
-        .await
-    }
-
     async fn revoke_tokens(&self, tokens: Vec<RevokedToken>) -> StoreResult<()> {
         self.write(move |c, _| {
             let mut stmt = c.prepare_cached(
@@ -1839,6 +1828,7 @@ impl Store for SqliteStore {
 
     async fn inbox_counts(&self, user_id: Uuid) -> StoreResult<InboxCounts> {
         let now = now_micros();
+        let any_broadcast = self.newest_broadcast.load(Ordering::Relaxed) != i64::MIN;
         self.read(move |c| {
             let user = user_id.as_bytes().to_vec();
             let mut counts = InboxCounts::default();
@@ -1861,6 +1851,9 @@ impl Store for SqliteStore {
                     live_sql("?2")
                 ))?
                 .query_row(params![user, now], |r| r.get(0))?;
+            if !any_broadcast {
+                return Ok(counts);
+            }
             let bx = broadcasts_of(1, 2);
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT code, count(*) FROM ({bx}) WHERE gone = 0 AND read_time IS NULL GROUP BY code"

@@ -38,7 +38,6 @@ async fn postgres_store_honours_the_contract() {
 pub async fn run_contract(store: Arc<dyn Store>) {
     let run = Run::new();
     users_are_found_by_every_identity(&store, &run).await;
-    user_ids_page_walks_in_id_order(&store, &run).await;
     revocations_last_until_expiry(&store, &run).await;
     notifications_get_increasing_create_times(&store, &run).await;
     notification_lists_page_by_cursor(&store, &run).await;
@@ -577,75 +576,6 @@ async fn users_are_found_by_every_identity(store: &Arc<dyn Store>, run: &Run) {
         .expect("user_by_id")
         .expect("the user exists");
     assert_eq!(lifted.disable_time, 0, "disable_time 0 lifts a ban");
-}
-
-/// Pins `user_ids_page`: ids ascending, strictly after `after` (which need not be a user),
-/// at most `limit`; from the start when `after` is None. The suite picks three neighbouring
-/// ids so no other user of a shared database can fall between them.
-async fn user_ids_page_walks_in_id_order(store: &Arc<dyn Store>, run: &Run) {
-    let base = Uuid::new_v4().as_u128() & !0xffff;
-    let at = |k: u128| Uuid::from_u128(base + k);
-    let ids = vec![at(0x10), at(0x20), at(0x30)];
-    // Created out of order: the page order is the id order, not the creation order.
-    for (i, id) in ids.iter().enumerate().rev() {
-        store
-            .create_user(
-                *id,
-                &run.name(&format!("page-{i}")),
-                NewIdentity::Custom(run.name(&format!("page-custom-{i}"))),
-                now_secs(),
-            )
-            .await
-            .expect("setup: create a paging user");
-    }
-
-    let page = |after: Option<Uuid>, limit: usize| {
-        let store = store.clone();
-        async move {
-            store
-                .user_ids_page(after, limit)
-                .await
-                .expect("user_ids_page")
-        }
-    };
-    assert_eq!(
-        page(Some(at(0x0f)), 3).await,
-        ids,
-        "a page lists ids in ascending order"
-    );
-    assert_eq!(
-        page(Some(at(0x0f)), 2).await,
-        ids[..2],
-        "a page stops at `limit`"
-    );
-    assert_eq!(
-        page(Some(ids[0]), 1).await,
-        vec![ids[1]],
-        "`after` itself is excluded"
-    );
-    assert_eq!(
-        page(Some(at(0x11)), 1).await,
-        vec![ids[1]],
-        "`after` need not be a user"
-    );
-    let rest = page(Some(ids[2]), 5).await;
-    assert!(rest.len() <= 5, "a page stops at `limit`");
-    assert!(strictly_ascending(&rest), "a page is ascending: {rest:?}");
-    assert!(
-        rest.iter().all(|id| *id > ids[2]),
-        "a page holds only ids after `after`"
-    );
-    let first = page(None, 2).await;
-    assert_eq!(
-        first.len(),
-        2,
-        "the first page holds `limit` ids when enough users exist"
-    );
-    assert!(strictly_ascending(&first), "the first page is ascending");
-    assert!(
-        first[0] <= ids[0],
-        "the first page starts at the smallest id"
-    );
 }
 
 // ---------------------------------------------------------------------------------------------
