@@ -22,6 +22,21 @@ pub(crate) const NOTIFICATION_COLS: &str =
 /// An inbox item's columns: a notification's, then read_time, seen_time and its sequence.
 pub(crate) const INBOX_COLS: &str = "id, user_id, subject, content, code, sender_id, \
     create_time, expire_time, read_time, seen_time, coalesce(change_seq, create_time)";
+/// One of a user's inbox ranges after a sequence, ordered by `column`: `create_time` (rows
+/// created after it) or `change_seq` (rows changed after it), read from `table` (with an
+/// index hint where the backend needs one). Parameters: user 1, since 2, limit 3, now 4, as
+/// the backend writes them with `p`.
+pub(crate) fn changes_range_sql(table: &str, column: &str, p: impl Fn(usize) -> String) -> String {
+    format!(
+        "SELECT {INBOX_COLS} FROM {table} WHERE user_id = {} AND {column} > {} AND {} \
+         ORDER BY {column} LIMIT {}",
+        p(1),
+        p(2),
+        live_sql(&p(4)),
+        p(3)
+    )
+}
+
 /// The inbox columns of [`broadcast_rows_sql`]'s rows, in `INBOX_COLS` order.
 pub(crate) const BROADCAST_INBOX_COLS: &str = "id, user_id, subject, content, code, sender_id, \
     create_time, expire_time, read_time, seen_time, seq";

@@ -17,8 +17,8 @@ use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use super::{
-    broadcast_mark_values, broadcast_rows_sql, live_sql, BROADCAST_INBOX_COLS, GROUP_COLS,
-    INBOX_COLS, NOTIFICATION_COLS, USER_COLS,
+    broadcast_mark_values, broadcast_rows_sql, changes_range_sql, live_sql, BROADCAST_INBOX_COLS,
+    GROUP_COLS, INBOX_COLS, NOTIFICATION_COLS, USER_COLS,
 };
 use crate::core::groups::{self, MemberOp, Transition};
 use crate::core::notifications::{Notification, NotificationUpdate};
@@ -1288,26 +1288,15 @@ impl Store for PgStore {
             .map_err(pg_err)?;
         let limit = limit as i64;
         let now = now_micros();
+        let range = |column: &str| changes_range_sql("notification", column, |n| format!("${n}"));
+        let values: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+            [&user_id, &since, &limit, &now];
         let created = tx
-            .query(
-                &format!(
-                    "SELECT {INBOX_COLS} FROM notification WHERE user_id = $1 \
-                     AND create_time > $2 AND {} ORDER BY create_time LIMIT $3",
-                    live_sql("$4")
-                ),
-                &[&user_id, &since, &limit, &now],
-            )
+            .query(&range("create_time"), &values)
             .await
             .map_err(pg_err)?;
         let changed = tx
-            .query(
-                &format!(
-                    "SELECT {INBOX_COLS} FROM notification WHERE user_id = $1 \
-                     AND change_seq > $2 AND {} ORDER BY change_seq LIMIT $3",
-                    live_sql("$4")
-                ),
-                &[&user_id, &since, &limit, &now],
-            )
+            .query(&range("change_seq"), &values)
             .await
             .map_err(pg_err)?;
         let deleted = tx

@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::{
-    broadcast_mark_values, broadcast_rows_sql, live_sql, visible_broadcasts_sql,
+    broadcast_mark_values, broadcast_rows_sql, changes_range_sql, live_sql, visible_broadcasts_sql,
     BROADCAST_INBOX_COLS, GROUP_COLS, INBOX_COLS, NOTIFICATION_COLS, USER_COLS,
 };
 use crate::core::groups::{self, MemberOp, Transition};
@@ -714,22 +714,14 @@ fn inbox_changes_in(
 ) -> rusqlite::Result<InboxChanges> {
     let user = user_id.as_bytes().to_vec();
     let limit = limit as i64;
-    let created = c
-        .prepare_cached(&format!(
-            "SELECT {INBOX_COLS} FROM notification WHERE user_id = ?1 AND create_time > ?2 \
-             AND {} ORDER BY create_time LIMIT ?3",
-            live_sql("?4")
-        ))?
-        .query_map(params![user, since, limit, now], inbox_item_from)?
-        .collect::<rusqlite::Result<_>>()?;
-    let changed = c
-        .prepare_cached(&format!(
-            "SELECT {INBOX_COLS} FROM notification INDEXED BY notification_changed \
-             WHERE user_id = ?1 AND change_seq > ?2 AND {} ORDER BY change_seq LIMIT ?3",
-            live_sql("?4")
-        ))?
-        .query_map(params![user, since, limit, now], inbox_item_from)?
-        .collect::<rusqlite::Result<_>>()?;
+    let range = |table: &str, column: &str| -> rusqlite::Result<Vec<InboxItem>> {
+        c.prepare_cached(&changes_range_sql(table, column, |n| format!("?{n}")))?
+            .query_map(params![user, since, limit, now], inbox_item_from)?
+            .collect()
+    };
+    let created = range("notification", "create_time")?;
+    // Without statistics SQLite would walk the user's rows by primary key.
+    let changed = range("notification INDEXED BY notification_changed", "change_seq")?;
     let deleted = c
         .prepare_cached(
             "SELECT seq, id FROM notification_tombstone WHERE user_id = ?1 AND seq > ?2 \
