@@ -28,6 +28,29 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub notifications: NotificationsConfig,
     pub logger: LoggerConfig,
+    pub metrics: MetricsConfig,
+    pub console: ConsoleConfig,
+}
+
+/// The Prometheus endpoint (Nakama's `metrics` section).
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    /// Port of `GET /metrics` on `socket.address`; 0 disables it.
+    pub prometheus_port: u16,
+}
+
+/// The admin console (Nakama's `console` section), its own port and login.
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    /// Interface to bind; empty means all interfaces.
+    pub address: String,
+    /// 0 disables the console.
+    pub port: u16,
+    pub username: String,
+    pub password: String,
+    /// Signs console session tokens.
+    pub signing_key: String,
+    pub token_expiry_sec: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -179,6 +202,17 @@ impl Default for Config {
                 level: "info".into(),
                 format: "text".into(),
             },
+            metrics: MetricsConfig {
+                prometheus_port: 9100,
+            },
+            console: ConsoleConfig {
+                address: String::new(),
+                port: 7351,
+                username: "admin".into(),
+                password: "password".into(),
+                signing_key: "defaultsigningkey".into(),
+                token_expiry_sec: 86_400,
+            },
         }
     }
 }
@@ -224,6 +258,13 @@ pub const KEYS: &[&str] = &[
     "notifications.sync_window_sec",
     "logger.level",
     "logger.format",
+    "metrics.prometheus_port",
+    "console.address",
+    "console.port",
+    "console.username",
+    "console.password",
+    "console.signing_key",
+    "console.token_expiry_sec",
 ];
 
 /// A refused setting: the message names the key and says what is wrong.
@@ -334,6 +375,17 @@ impl Config {
             }
             "logger.level" => self.logger.level = v.to_ascii_lowercase(),
             "logger.format" => self.logger.format = v.to_ascii_lowercase(),
+            "metrics.prometheus_port" => {
+                self.metrics.prometheus_port = parse(key, value, "a port number 0-65535")?
+            }
+            "console.address" => self.console.address = v,
+            "console.port" => self.console.port = parse(key, value, "a port number 0-65535")?,
+            "console.username" => self.console.username = v,
+            "console.password" => self.console.password = v,
+            "console.signing_key" => self.console.signing_key = v,
+            "console.token_expiry_sec" => {
+                self.console.token_expiry_sec = parse(key, value, "seconds")?
+            }
             _ => {
                 return Err(ConfigError(format!(
                     "config {key}: unknown setting (known: {})",
@@ -419,6 +471,20 @@ impl Config {
                 "socket.pong_wait_ms",
                 "must be greater than socket.ping_period_ms",
             );
+        }
+        if self.console.port != 0 {
+            if self.console.username.is_empty() || self.console.password.is_empty() {
+                return fail(
+                    "console.username",
+                    "console.username and console.password must be set (or console.port 0)",
+                );
+            }
+            if self.console.signing_key.is_empty() {
+                return fail("console.signing_key", "must not be empty");
+            }
+            if self.console.token_expiry_sec <= 0 {
+                return fail("console.token_expiry_sec", "must be greater than 0");
+            }
         }
         if self.notifications.purge_interval_ms == 0 {
             return fail("notifications.purge_interval_ms", "must be greater than 0");

@@ -165,7 +165,14 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "tidings is serving");
     }
+    let metrics = match ctx.config.metrics.prometheus_port {
+        0 => None,
+        port => api::metrics::start(ctx.clone(), &ctx.config.socket.address, port).await,
+    };
     api::server::run(ctx, listener, shutdown).await;
+    if let Some(task) = metrics {
+        task.abort();
+    }
 }
 
 /// `tidings check [PATH]`: loads every module of `path` the way the server would, without

@@ -14,6 +14,7 @@ pub mod friends;
 pub mod groups;
 pub mod hooks;
 pub mod inbox;
+pub mod metrics;
 pub mod notifications;
 pub mod reload;
 pub mod rpc;

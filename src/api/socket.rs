@@ -33,8 +33,10 @@ use super::error::{error_response, ApiError};
 use super::inbox::SyncFollow;
 use super::wire::encode_event;
 use super::{chat, query_get, Ctx};
+use crate::core::metrics::Metrics;
 use crate::core::presence::{Event, Outbound, SessionHandle, CODE_SINGLE_SOCKET};
 use crate::core::sessions::SessionUser;
+use crate::core::time::now_micros;
 use crate::core::Code;
 use crate::runtime::CallContext;
 
@@ -341,6 +343,7 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
     } = session;
     let cfg = ctx.config.socket.clone();
     let presence = ctx.core.presence.clone();
+    let metrics = &*ctx.core.metrics;
     if ctx.config.session.single_socket {
         ctx.core
             .notifications
@@ -385,8 +388,7 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
             reason = handle.close.closed(), if pending.is_none() => {
                 // Flush what was queued before the close request, then close.
                 while let Ok(msg) = queue.try_recv() {
-                    wake(&mut follow, &msg);
-                    if !send(&mut tx, Message::text(&*msg.encoded(encode_event)), write_wait).await {
+                    if !deliver(&mut tx, &mut follow, &msg, write_wait, metrics).await {
                         break;
                     }
                 }
@@ -394,8 +396,7 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
             }
             msg = queue.recv() => {
                 let Some(msg) = msg else { break None };
-                wake(&mut follow, &msg);
-                send_ok = send(&mut tx, Message::text(&*msg.encoded(encode_event)), write_wait).await;
+                send_ok = deliver(&mut tx, &mut follow, &msg, write_wait, metrics).await;
             }
             frame = async { follow.as_mut().expect("guarded").next_frame().await }, if follow.is_some() => {
                 send_ok = send(&mut tx, Message::text(frame), write_wait).await;
@@ -410,8 +411,7 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
                 // message to the channel before the sender's ack).
                 while send_ok {
                     let Ok(msg) = queue.try_recv() else { break };
-                    wake(&mut follow, &msg);
-                    send_ok = send(&mut tx, Message::text(&*msg.encoded(encode_event)), write_wait).await;
+                    send_ok = deliver(&mut tx, &mut follow, &msg, write_wait, metrics).await;
                 }
                 if send_ok {
                     send_ok = send(&mut tx, Message::text(frame), write_wait).await;
@@ -478,10 +478,23 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
 }
 
 /// Wakes the socket's inbox sync, if it follows one, on an inbox event.
-fn wake(follow: &mut Option<SyncFollow>, msg: &Outbound) {
+/// Writes an event core queued for this socket: wakes the sync follower on an inbox change
+/// and counts the notifications it carries as delivered. False when the write failed.
+async fn deliver(
+    tx: &mut futures_util::stream::SplitSink<Socket, Message>,
+    follow: &mut Option<SyncFollow>,
+    msg: &Outbound,
+    write_wait: Duration,
+    metrics: &Metrics,
+) -> bool {
     if let (Some(f), Event::Inbox(_)) = (follow.as_mut(), &msg.event) {
         f.wake();
     }
+    let sent = send(tx, Message::text(&*msg.encoded(encode_event)), write_wait).await;
+    if sent {
+        metrics.delivered(&msg.event, now_micros());
+    }
+    sent
 }
 
 /// Sends the close frame (code 1000 with the reason) and waits briefly for the client's

@@ -13,6 +13,7 @@ pub mod error;
 pub mod friends;
 pub mod groups;
 pub mod inbox;
+pub mod metrics;
 pub mod notifications;
 pub mod presence;
 pub mod retention;
@@ -37,6 +38,8 @@ pub struct Core {
     pub groups: groups::Groups,
     pub social: social::Social,
     pub presence: Arc<presence::Presence>,
+    /// What `GET /metrics` reports.
+    pub metrics: Arc<metrics::Metrics>,
     /// Node name, as `ctx.node` and in logs.
     pub node: String,
     /// Unix microseconds this node started.
@@ -57,7 +60,9 @@ impl Core {
     ) -> CoreResult<Core> {
         let sessions =
             Arc::new(sessions::Sessions::load(store.clone(), session_config, bus.clone()).await?);
-        let presence = Arc::new(presence::Presence::new(directory.clone()));
+        let metrics = Arc::new(metrics::Metrics::new());
+        metrics.register(store.collectors());
+        let presence = Arc::new(presence::Presence::new(directory.clone(), metrics.clone()));
         let inbox = Arc::new(inbox::Inbox::new(
             store.clone(),
             presence.clone(),
@@ -89,6 +94,7 @@ impl Core {
             store,
             sessions,
             presence,
+            metrics,
             node,
             started_at: time::now_micros(),
             purge: std::sync::Mutex::new(None),

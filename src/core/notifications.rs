@@ -14,6 +14,7 @@ use super::cluster::{tell, Bus, ClusterEvent, WireNotification};
 use super::cursor::{self, Position};
 use super::error::{CoreError, CoreResult};
 use super::inbox::{Inbox, InboxChange};
+use super::metrics::Dropped;
 use super::presence::{Event, Outbound, Presence};
 use super::store::{broadcast_copy_id, KeyedInsert, SendKeys, Store, StoreError};
 use super::time::now_micros;
@@ -381,6 +382,7 @@ impl Notifications {
                 calls[c][i] = row;
             }
         }
+        self.presence.metrics.sent(calls.iter().flatten());
         for batch in &calls {
             self.push_grouped(batch);
         }
@@ -459,6 +461,7 @@ impl Notifications {
                         .changed(row.user_id, InboxChange::Deleted, replaced)
                         .await;
                 }
+                self.presence.metrics.sent(std::slice::from_ref(&row));
                 self.push_grouped(std::slice::from_ref(&row));
                 if !self.bus.is_local() {
                     self.wake_cluster();
@@ -517,12 +520,9 @@ impl Notifications {
     /// module.
     pub fn disconnect(&self, user_id: Uuid, code: i32, subject: &str, keep: Option<Uuid>) {
         let at = now_micros();
-        self.presence.disconnect(
-            user_id,
-            disconnect_notice(user_id, code, subject),
-            keep,
-            None,
-        );
+        let notice = disconnect_notice(user_id, code, subject);
+        self.presence.metrics.sent(std::slice::from_ref(&notice));
+        self.presence.disconnect(user_id, notice, keep, None);
         tell(
             &self.bus,
             ClusterEvent::Kick {
@@ -545,6 +545,12 @@ impl Notifications {
                 continue;
             }
             if !self.presence.is_online(n.user_id) {
+                // On one node nobody else can deliver it; on several, another node may.
+                if !n.persistent && self.bus.is_local() {
+                    self.presence
+                        .metrics
+                        .dropped(std::slice::from_ref(n), Dropped::Offline);
+                }
                 continue;
             }
             per_user
@@ -603,6 +609,7 @@ impl Notifications {
                 persistent: false,
                 expire_time: None,
             };
+            self.presence.metrics.sent(std::slice::from_ref(&n));
             tell(
                 &self.bus,
                 ClusterEvent::Pushed {
@@ -619,6 +626,7 @@ impl Notifications {
             .insert_broadcast(template.into_row(now_micros()))
             .await
             .map_err(|e| store_error("Error sending notifications.", e))?;
+        self.presence.metrics.sent(std::slice::from_ref(&row));
         self.wake_cluster();
         self.push_broadcast(row);
         Ok(1)

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, Notify};
 use uuid::Uuid;
 
 use super::cluster::{Directory, LocalDirectory, PresenceRow, PresenceUpdate};
+use super::metrics::{Dropped, Metrics};
 use super::notifications::Notification;
 
 /// Something the server sends to a session on its own initiative.
@@ -110,12 +111,15 @@ pub struct SessionHandle {
 }
 
 impl SessionHandle {
-    /// Queues `msg` on this session; closes the session if its queue is full.
-    pub fn offer(&self, msg: &Arc<Outbound>) {
+    /// Queues `msg` on this session; closes the session if its queue is full. Returns false
+    /// when `msg` was dropped because the queue was full.
+    pub fn offer(&self, msg: &Arc<Outbound>) -> bool {
         if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(msg.clone()) {
             tracing::warn!(session = %self.session_id, "session outgoing queue full, closing");
             self.close.close("session outgoing queue full");
+            return false;
         }
+        true
     }
 }
 
@@ -124,11 +128,13 @@ pub struct Presence {
     /// std Mutex: every critical section is a map lookup or a non-blocking send.
     users: Mutex<HashMap<Uuid, Vec<Arc<SessionHandle>>>>,
     directory: Arc<dyn Directory>,
+    /// Deliveries and drops are counted where they happen.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Default for Presence {
     fn default() -> Self {
-        Presence::new(Arc::new(LocalDirectory))
+        Presence::new(Arc::new(LocalDirectory), Arc::default())
     }
 }
 
@@ -141,10 +147,20 @@ impl std::fmt::Debug for Presence {
 }
 
 impl Presence {
-    pub fn new(directory: Arc<dyn Directory>) -> Self {
+    pub fn new(directory: Arc<dyn Directory>, metrics: Arc<Metrics>) -> Self {
         Presence {
             users: Mutex::default(),
             directory,
+            metrics,
+        }
+    }
+
+    /// Queues `msg` on `session`, counting a notification the full queue dropped.
+    fn offer(&self, session: &SessionHandle, msg: &Arc<Outbound>) {
+        if !session.offer(msg) {
+            if let Event::Notifications(list) = &msg.event {
+                self.metrics.dropped(list, Dropped::QueueFull);
+            }
         }
     }
 
@@ -262,7 +278,7 @@ impl Presence {
         for (user, list) in self.lock().iter() {
             let msg = make(*user);
             for session in list {
-                session.offer(&msg);
+                self.offer(session, &msg);
             }
             if list.iter().any(|s| s.inbox) {
                 following.push(*user);
@@ -275,7 +291,7 @@ impl Presence {
     pub fn deliver_inbox(&self, user_id: Uuid, msg: &Arc<Outbound>) {
         if let Some(list) = self.lock().get(&user_id) {
             for session in list.iter().filter(|s| s.inbox) {
-                session.offer(msg);
+                self.offer(session, msg);
             }
         }
     }
@@ -284,7 +300,7 @@ impl Presence {
     pub fn deliver(&self, user_id: Uuid, msg: &Arc<Outbound>) {
         if let Some(list) = self.lock().get(&user_id) {
             for session in list {
-                session.offer(msg);
+                self.offer(session, msg);
             }
         }
     }
@@ -305,7 +321,7 @@ impl Presence {
             if Some(session.session_id) == keep || before.is_some_and(|t| session.opened_at >= t) {
                 continue;
             }
-            session.offer(&notice);
+            self.offer(&session, &notice);
             session.close.close(DISCONNECT_REASON);
         }
     }
@@ -314,7 +330,7 @@ impl Presence {
     pub fn deliver_all(&self, msg: &Arc<Outbound>) {
         for list in self.lock().values() {
             for session in list {
-                session.offer(msg);
+                self.offer(session, msg);
             }
         }
     }

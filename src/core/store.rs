@@ -574,4 +574,10 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> StoreResult<()> {
         Ok(())
     }
+
+    /// The store's own metrics (writer queue, batch sizes, connection pool), registered
+    /// with the core's at start.
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        Vec::new()
+    }
 }

@@ -152,7 +152,29 @@ impl Generation {
         self.after.contains(&hook_key(method))
     }
 
+    /// The pool's (VM threads, idle, queued calls).
+    pub fn pool_usage(&self) -> (usize, usize, usize) {
+        self.pool.usage()
+    }
+
+    /// Runs a call and records its duration and outcome under `target` (a registered RPC id
+    /// or hook name; callers check registration first, so the label set stays bounded).
     async fn run(
+        &self,
+        target: String,
+        ctx: CallContext,
+        args: CallArgs,
+    ) -> Result<CallOutput, RuntimeError> {
+        let started = std::time::Instant::now();
+        let label = target.clone();
+        let result = self.call(target, ctx, args).await;
+        self.core
+            .metrics
+            .call(&label, started.elapsed().as_secs_f64(), result.is_err());
+        result
+    }
+
+    async fn call(
         &self,
         target: String,
         ctx: CallContext,

@@ -80,6 +80,15 @@ impl Pool {
             })
     }
 
+    /// (VM threads, of which idle, calls queued): the pool's use, for metrics.
+    pub fn usage(&self) -> (usize, usize, usize) {
+        (
+            self.workers.load(Ordering::SeqCst),
+            self.idle.load(Ordering::SeqCst),
+            self.rx.len(),
+        )
+    }
+
     pub fn submit(&self, job: Job) -> Result<(), RuntimeError> {
         if self.idle.load(Ordering::SeqCst) == 0
             && self.workers.load(Ordering::SeqCst) < self.shared.settings.max_count

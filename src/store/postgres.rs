@@ -21,6 +21,7 @@ use super::{
     GROUP_COLS, INBOX_COLS, NOTIFICATION_COLS, USER_COLS,
 };
 use crate::core::groups::{self, MemberOp, Transition};
+use crate::core::metrics::WriterMetrics;
 use crate::core::notifications::{Notification, NotificationUpdate};
 use crate::core::store::{broadcast_copy_id, broadcast_copy_parts};
 use crate::core::store::{
@@ -50,6 +51,7 @@ pub struct PgStore {
     node: String,
     /// The notification writer (group commit, see [`insert_writer`]).
     inserts: tokio::sync::mpsc::UnboundedSender<InsertJob>,
+    writer_metrics: WriterMetrics,
 }
 
 type InsertJob = (
@@ -69,6 +71,7 @@ async fn insert_writer(
     pool: Pool,
     node: String,
     mut jobs: tokio::sync::mpsc::UnboundedReceiver<InsertJob>,
+    metrics: WriterMetrics,
 ) {
     while let Some(first) = jobs.recv().await {
         let mut group = vec![first];
@@ -82,6 +85,8 @@ async fn insert_writer(
                 Err(_) => break,
             }
         }
+        metrics.queued.sub(group.len() as i64);
+        metrics.batch.observe(group.len() as f64);
         let outcome = commit_group(&pool, &node, &mut group).await;
         for (i, (_, reply)) in group.into_iter().enumerate() {
             let answer = match &outcome {
@@ -496,11 +501,18 @@ impl PgStore {
             .build()
             .map_err(|e| StoreError::Internal(format!("PostgreSQL pool: {e}")))?;
         let (inserts, jobs) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(insert_writer(pool.clone(), node.to_string(), jobs));
+        let writer_metrics = WriterMetrics::default();
+        tokio::spawn(insert_writer(
+            pool.clone(),
+            node.to_string(),
+            jobs,
+            writer_metrics.clone(),
+        ));
         let store = PgStore {
             pool,
             node: node.to_string(),
             inserts,
+            writer_metrics,
         };
         store.migrate().await?;
         Ok(store)
@@ -709,9 +721,11 @@ impl Store for PgStore {
             return Ok(rows);
         }
         let (reply, wait) = tokio::sync::oneshot::channel();
-        self.inserts
-            .send((rows, reply))
-            .map_err(|_| StoreError::Internal("the notification writer has stopped".into()))?;
+        self.writer_metrics.queued.inc();
+        self.inserts.send((rows, reply)).map_err(|_| {
+            self.writer_metrics.queued.dec();
+            StoreError::Internal("the notification writer has stopped".into())
+        })?;
         wait.await.map_err(|_| {
             StoreError::Internal("the notification writer dropped the request".into())
         })?
@@ -2078,6 +2092,12 @@ impl Store for PgStore {
         Ok(())
     }
 
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        let mut all = self.writer_metrics.collectors();
+        all.push(Box::new(PoolCollector::new(self.pool.clone())));
+        all
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.client()
             .await?
@@ -2085,5 +2105,47 @@ impl Store for PgStore {
             .await
             .map_err(pg_err)?;
         Ok(())
+    }
+}
+
+/// The connection pool's state, read when Prometheus scrapes.
+struct PoolCollector {
+    pool: Pool,
+    connections: prometheus::IntGaugeVec,
+}
+
+impl PoolCollector {
+    fn new(pool: Pool) -> PoolCollector {
+        let connections = prometheus::IntGaugeVec::new(
+            prometheus::Opts::new(
+                "postgres_pool_connections",
+                "PostgreSQL pool: max (its size), open, idle (open and free) and waiting \
+                 (callers queued for a connection).",
+            ),
+            &["state"],
+        )
+        .expect("static metric");
+        PoolCollector { pool, connections }
+    }
+}
+
+impl prometheus::core::Collector for PoolCollector {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.connections.desc()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let s = self.pool.status();
+        for (state, value) in [
+            ("max", s.max_size),
+            ("open", s.size),
+            ("idle", s.available),
+            ("waiting", s.waiting),
+        ] {
+            self.connections
+                .with_label_values(&[state])
+                .set(i64::try_from(value).unwrap_or(i64::MAX));
+        }
+        self.connections.collect()
     }
 }

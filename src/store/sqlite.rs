@@ -29,6 +29,7 @@ use super::{
     BROADCAST_INBOX_COLS, GROUP_COLS, INBOX_COLS, NOTIFICATION_COLS, USER_COLS,
 };
 use crate::core::groups::{self, MemberOp, Transition};
+use crate::core::metrics::WriterMetrics;
 use crate::core::notifications::{Notification, NotificationUpdate};
 use crate::core::store::{broadcast_copy_id, broadcast_copy_parts};
 use crate::core::store::{
@@ -94,6 +95,7 @@ pub struct SqliteStore {
     /// The newest broadcast's create_time (i64::MIN: none yet), so a list page after it
     /// skips the broadcast query (one node writes this file, so it is exact).
     newest_broadcast: Arc<std::sync::atomic::AtomicI64>,
+    writer_metrics: WriterMetrics,
 }
 
 fn map_err(e: rusqlite::Error) -> StoreError {
@@ -492,7 +494,12 @@ fn save_high_water(conn: &Connection, last: i64, saved: i64) -> bool {
     }
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, commits: Arc<AtomicU64>) {
+fn writer_loop(
+    conn: Connection,
+    rx: mpsc::Receiver<Job>,
+    commits: Arc<AtomicU64>,
+    metrics: WriterMetrics,
+) {
     let last_create_time: i64 = conn
         .query_row(
             "SELECT value FROM store_meta WHERE key = 'last_create_time'",
@@ -510,6 +517,8 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, commits: Arc<AtomicU64
                 Err(_) => break,
             }
         }
+        metrics.queued.sub(jobs.len() as i64);
+        metrics.batch.observe(jobs.len() as f64);
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             // Fall back to one transaction per job: outside a transaction each job's
             // SAVEPOINT is its own transaction and its RELEASE commits it.
@@ -602,10 +611,12 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel::<Job>();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let writer_commits = commits.clone();
+        let writer_metrics = WriterMetrics::default();
+        let metrics = writer_metrics.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || {
-                writer_loop(writer, rx, writer_commits);
+                writer_loop(writer, rx, writer_commits, metrics);
                 // The writer is gone: stop checkpointing after a last full checkpoint.
                 let _ = stop_tx.send(());
             })
@@ -622,6 +633,7 @@ impl SqliteStore {
             )),
             path: path.to_path_buf(),
             writer: Mutex::new(tx),
+            writer_metrics,
             readers: Arc::new(Readers {
                 conns,
                 next: AtomicUsize::new(0),
@@ -645,11 +657,15 @@ impl SqliteStore {
                 let _ = reply.send(outcome);
             })
         });
+        self.writer_metrics.queued.inc();
         self.writer
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .send(job)
-            .map_err(|_| StoreError::Internal("SQLite writer has stopped".into()))?;
+            .map_err(|_| {
+                self.writer_metrics.queued.dec();
+                StoreError::Internal("SQLite writer has stopped".into())
+            })?;
         wait.await
             .map_err(|_| StoreError::Internal("SQLite writer dropped the request".into()))?
     }
@@ -1644,6 +1660,10 @@ impl Store for SqliteStore {
             rows.collect()
         })
         .await
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        self.writer_metrics.collectors()
     }
 
     /// Checkpoints the whole WAL into the database and truncates it, so the next start does

@@ -23,7 +23,7 @@ pub(crate) fn free_port() -> u16 {
         .expect("free port")
 }
 
-fn start(data: &std::path::Path, port: u16, extra: &[String]) -> Child {
+pub(crate) fn start(data: &std::path::Path, port: u16, extra: &[String]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_tidings"))
         .args(["--data_dir", data.to_str().expect("path")])
         .args(extra)

@@ -5,6 +5,7 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use serde_json::Value;
 
 use crate::crash::{device_token, free_port, wait_healthy};
@@ -116,4 +117,114 @@ async fn json_logs_carry_request_ids_and_no_secrets() {
         .filter_map(|l| l["span"]["id"].as_str())
         .collect();
     assert_eq!(ids.len(), served.len(), "each request has its own id");
+}
+
+/// The value of the sample `name` (with its labels, as rendered) in a Prometheus scrape.
+fn sample(scrape: &str, name: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_sends_deliveries_drops_calls_and_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port, metrics_port) = (free_port(), free_port());
+    let mut server = crate::crash::start(
+        dir.path(),
+        port,
+        &["--metrics.prometheus_port".into(), metrics_port.to_string()],
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    wait_healthy(&http, &base).await;
+    let scrape = || async {
+        let res = http
+            .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+            .send()
+            .await
+            .expect("scrape");
+        assert_eq!(res.status(), 200);
+        res.text().await.expect("text")
+    };
+    let before = scrape().await;
+    assert_eq!(sample(&before, "tidings_sockets"), Some(0.0), "{before}");
+    assert_eq!(sample(&before, "tidings_runtime_generation"), Some(1.0));
+    assert!(sample(&before, "tidings_lua_vm_threads").is_some_and(|n| n >= 1.0));
+
+    let token = device_token(&http, &base, "metrics-device-a").await;
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws?token={token}"))
+            .await
+            .expect("socket");
+    let rpc = |id: &'static str, payload: String| {
+        let http = http.clone();
+        let url = format!("{base}/v2/rpc/{id}?unwrap=true");
+        let token = token.clone();
+        async move {
+            http.post(url)
+                .bearer_auth(token)
+                .body(payload)
+                .send()
+                .await
+                .expect("rpc")
+                .status()
+        }
+    };
+    // One stored notification to the connected caller, one pushed-only one to a user with no
+    // socket, one call that fails.
+    assert_eq!(rpc("test.store_seq", "1".into()).await, 200);
+    let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("a frame")
+        .expect("open")
+        .expect("frame");
+    assert!(frame.to_text().expect("text").contains("notifications"));
+    let offline = uuid::Uuid::new_v4();
+    let chunk =
+        format!("nk.notification_send('{offline}', 'gone', {{}}, 2, nil, false) return 'ok'");
+    assert_eq!(rpc("test.eval", chunk).await, 200);
+    assert_eq!(rpc("test.error", String::new()).await, 500);
+
+    let after = scrape().await;
+    let expect = [
+        ("tidings_sockets", 1.0),
+        ("tidings_notifications_sent_total{class=\"game\"}", 2.0),
+        ("tidings_notifications_stored_total{class=\"game\"}", 1.0),
+        ("tidings_notifications_delivered_total{class=\"game\"}", 1.0),
+        (
+            "tidings_notifications_dropped_total{class=\"game\",reason=\"offline\"}",
+            1.0,
+        ),
+        ("tidings_notification_delivery_seconds_count", 1.0),
+        (
+            "tidings_rpc_duration_seconds_count{id=\"test.store_seq\"}",
+            1.0,
+        ),
+        ("tidings_rpc_duration_seconds_count{id=\"test.error\"}", 1.0),
+        ("tidings_rpc_errors_total{id=\"test.error\"}", 1.0),
+        ("tidings_lua_errors_total", 1.0),
+        ("tidings_store_writer_queue", 0.0),
+    ];
+    for (name, value) in expect {
+        assert_eq!(sample(&after, name), Some(value), "{name} in:\n{after}");
+    }
+    assert!(
+        sample(&after, "tidings_store_writer_batch_jobs_count").is_some_and(|n| n >= 2.0),
+        "the device account and the notification were committed: {after}"
+    );
+    assert!(!after.contains("test.store_seq\"} 2"));
+
+    let res = http
+        .get(format!("http://127.0.0.1:{metrics_port}/other"))
+        .send()
+        .await
+        .expect("other path");
+    assert_eq!(res.status(), 404);
+    drop(ws);
+    server.kill().expect("kill");
+    server.wait().expect("reap");
 }

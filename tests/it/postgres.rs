@@ -40,6 +40,16 @@ async fn the_server_runs_on_postgresql() {
         })
         .collect();
     s.core.notifications.send(batch).await.expect("send");
+    // The store's metrics: its pool and the group-commit writer that took the batch.
+    let scrape = s.core.metrics.render();
+    for line in [
+        "tidings_postgres_pool_connections{state=\"max\"} 16",
+        "tidings_postgres_pool_connections{state=\"waiting\"} 0",
+        "tidings_store_writer_queue 0",
+    ] {
+        assert!(scrape.lines().any(|l| l == line), "{line} in {scrape}");
+    }
+    assert!(scrape.contains("tidings_store_writer_batch_jobs_count"));
     let (_, page) = s.get("/v2/notification?limit=3", &b.token).await;
     let subjects: Vec<&str> = page["notifications"]
         .as_array()

@@ -64,6 +64,10 @@ impl Server {
         config.runtime.path = dir.path().join("no-modules");
         config.runtime.lua_min_count = 1;
         config.runtime.lua_max_count = 4;
+        // In-process servers run side by side: no fixed side ports (tests that need the
+        // metrics or console port set a free one).
+        config.metrics.prometheus_port = 0;
+        config.console.port = 0;
         for (k, v) in settings {
             config.set(k, v).expect("test setting");
         }
