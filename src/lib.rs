@@ -165,12 +165,21 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "tidings is serving");
     }
-    let metrics = match ctx.config.metrics.prometheus_port {
-        0 => None,
-        port => api::metrics::start(ctx.clone(), &ctx.config.socket.address, port).await,
-    };
+    // Side ports: Prometheus metrics and the admin console (0 turns either off).
+    let mut sides = Vec::new();
+    let config = ctx.config.clone();
+    if config.metrics.prometheus_port != 0 {
+        let routes = api::metrics::routes(ctx.clone());
+        let port = config.metrics.prometheus_port;
+        sides.extend(api::server::side_port("metrics", &config.socket.address, port, routes).await);
+    }
+    if config.console.port != 0 {
+        let routes = api::console::routes(ctx.clone());
+        let (address, port) = (&config.console.address, config.console.port);
+        sides.extend(api::server::side_port("console", address, port, routes).await);
+    }
     api::server::run(ctx, listener, shutdown).await;
-    if let Some(task) = metrics {
+    for task in sides {
         task.abort();
     }
 }

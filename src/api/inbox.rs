@@ -173,7 +173,7 @@ async fn list_handler(
 
 /// An inbox item: Nakama's list shape plus `read`, `seen`, their times, `expire_time` when
 /// it has one, and `seq`, the sequence of its last change.
-fn item_json(item: &InboxItem) -> Value {
+pub(crate) fn item_json(item: &InboxItem) -> Value {
     let mut v = serde_json::to_value(WireNotification::new(&item.notification, View::List))
         .unwrap_or_default();
     if let Value::Object(map) = &mut v {

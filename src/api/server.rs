@@ -159,3 +159,59 @@ pub async fn run(
         );
     }
 }
+
+/// Serves `filter` on its own port (the metrics endpoint, the console) until the returned
+/// task is aborted. A port that cannot be bound is logged and that side stays off: neither is
+/// worth refusing players over.
+pub async fn side_port<F>(
+    what: &'static str,
+    address: &str,
+    port: u16,
+    filter: F,
+) -> Option<tokio::task::JoinHandle<()>>
+where
+    F: warp::Filter<Extract = (warp::reply::Response,), Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    let host = if address.is_empty() {
+        "0.0.0.0"
+    } else {
+        address
+    };
+    let listener = match tokio::net::TcpListener::bind((host, port)).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(%host, port, error = %e, "{what} disabled: cannot listen on its port");
+            return None;
+        }
+    };
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "{what} listening");
+    }
+    let service = warp::service(filter);
+    Some(tokio::spawn(async move {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(a) => a,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let service = service.clone();
+            let handler = service_fn(move |mut req: hyper::Request<Incoming>| {
+                let mut service = service.clone();
+                req.extensions_mut().insert(Peer(peer));
+                async move { service.call(req).await }
+            });
+            tokio::spawn(async move {
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), handler)
+                    .await;
+            });
+        }
+    }))
+}

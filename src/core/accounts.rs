@@ -391,6 +391,55 @@ impl Accounts {
         Ok(Account { user, devices })
     }
 
+    /// The admin console's user search: an exact user id, device id, custom id or email
+    /// first, then usernames starting with `query`, a page of at most `limit` (1..100) after
+    /// the username `cursor`. Returns the users and the cursor of the next page, if any.
+    pub async fn search(
+        &self,
+        query: &str,
+        cursor: &str,
+        limit: usize,
+    ) -> CoreResult<(Vec<UserRecord>, Option<String>)> {
+        if !(1..=100).contains(&limit) {
+            return Err(CoreError::invalid("limit must be between 1 and 100"));
+        }
+        let failed = |e| CoreError::internal("Error searching users.", e);
+        let query = query.trim();
+        let mut found: Vec<UserRecord> = Vec::new();
+        if cursor.is_empty() && !query.is_empty() {
+            let exact = match Uuid::parse_str(query) {
+                Ok(id) => self.store.user_by_id(id).await,
+                Err(_) => Ok(None),
+            };
+            for user in [
+                exact,
+                self.store.user_by_device(query).await,
+                self.store.user_by_custom_id(query).await,
+                self.store.user_by_email(query).await,
+            ] {
+                if let Some(user) = user.map_err(failed)? {
+                    if !found.iter().any(|u| u.id == user.id) {
+                        found.push(user);
+                    }
+                }
+            }
+        }
+        let page = self
+            .store
+            .users_by_username_prefix(query, cursor, limit)
+            .await
+            .map_err(failed)?;
+        let next = (page.len() == limit)
+            .then(|| page.last().map(|u| u.username.clone()))
+            .flatten();
+        for user in page {
+            if !found.iter().any(|u| u.id == user.id) {
+                found.push(user);
+            }
+        }
+        Ok((found, next))
+    }
+
     /// Users by username; unknown names are skipped.
     pub async fn users_by_username(&self, names: &[String]) -> CoreResult<Vec<UserRecord>> {
         if names.len() > MAX_LOOKUP {

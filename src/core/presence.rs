@@ -249,6 +249,17 @@ impl Presence {
         online
     }
 
+    /// Up to `limit` of this node's sessions, in no particular order (the admin console's
+    /// live view; the lock is held for `limit` clones, never for every session).
+    pub fn some_sessions(&self, limit: usize) -> Vec<Arc<SessionHandle>> {
+        self.lock()
+            .values()
+            .flatten()
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
     /// Number of open sessions on this node.
     pub fn session_count(&self) -> usize {
         self.lock().values().map(Vec::len).sum()

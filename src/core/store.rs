@@ -342,6 +342,14 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_custom_id(&self, custom_id: &str) -> StoreResult<Option<UserRecord>>;
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>>;
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>>;
+    /// Users whose username starts with `prefix` (case-sensitive), in username order, after
+    /// the username `after` (the admin console's search and its paging).
+    async fn users_by_username_prefix(
+        &self,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<UserRecord>>;
     /// Creates the user and links the identity in one transaction. A clash on the username
     /// is `Conflict("username")`; on the identity, `Conflict("device" | "custom_id" | "email")`.
     async fn create_user(

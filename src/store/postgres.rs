@@ -599,6 +599,26 @@ impl Store for PgStore {
         self.user_where("WHERE u.username = $1", username).await
     }
 
+    async fn users_by_username_prefix(
+        &self,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<UserRecord>> {
+        let c = self.client().await?;
+        let sql = format!(
+            "SELECT {USER_COLS} FROM users u WHERE starts_with(u.username, $1) \
+             AND u.username COLLATE \"C\" > $2 ORDER BY u.username COLLATE \"C\" LIMIT $3"
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Ok(c.query(&sql, &[&prefix, &after, &limit])
+            .await
+            .map_err(pg_err)?
+            .iter()
+            .map(user_from)
+            .collect())
+    }
+
     async fn create_user(
         &self,
         id: Uuid,

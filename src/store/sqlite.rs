@@ -809,6 +809,27 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn users_by_username_prefix(
+        &self,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<UserRecord>> {
+        // A range on the username index: [prefix, prefix + the largest char).
+        let (low, high) = (prefix.to_string(), format!("{prefix}{}", char::MAX));
+        let after = after.to_string();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {USER_COLS} FROM users u WHERE u.username >= ?1 AND u.username < ?2 \
+                 AND u.username > ?3 ORDER BY u.username LIMIT ?4"
+            ))?
+            .query_map(params![low, high, after, limit], user_from)?
+            .collect()
+        })
+        .await
+    }
+
     async fn create_user(
         &self,
         id: Uuid,

@@ -5,8 +5,9 @@
 //! - `notifications`: core send -> sockets -> REST list/delete, cursor rules, send_all
 //! - `socket`: handshake, envelopes, limits, single_socket
 //! - `cluster`: several nodes on one PostgreSQL database
+//! - `console`: the admin console's routes on their own port
 //! - `crash`: acknowledged sends survive SIGKILL of the real binary; SIGTERM stops gracefully
-//! - `ops`: structured logs of the real binary (request ids, no secrets)
+//! - `ops`: structured logs (request ids, no secrets) and Prometheus metrics of the real binary
 //! - `durability`: what survives a restart
 //! - `postgres`: the whole server on PostgreSQL (needs a PostgreSQL server, see support::pg_url)
 //! - `reload`: hot reload, the runtime status endpoint, `tidings check`
@@ -20,6 +21,7 @@
 mod accounts;
 mod chat;
 mod cluster;
+mod console;
 mod crash;
 mod durability;
 mod friends;
