@@ -38,6 +38,9 @@ use crate::config::Config;
 use crate::core::Core;
 use error::ApiError;
 
+/// The OpenAPI document served at `GET /openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
 /// What every handler can reach.
 pub struct Ctx {
     pub core: Arc<Core>,
@@ -64,6 +67,18 @@ pub fn routes(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Infal
     let root = warp::path::end()
         .and(warp::get())
         .map(|| warp::reply().into_response());
+    // The OpenAPI 3 description of every route here (tests/it/openapi.rs keeps it true).
+    let openapi = warp::path("openapi.json")
+        .and(warp::path::end())
+        .and(warp::get())
+        .map(|| {
+            let mut res = warp::reply::with_status(OPENAPI, StatusCode::OK).into_response();
+            res.headers_mut().insert(
+                warp::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            res
+        });
 
     let cors = warp::cors()
         .allow_any_origin()
@@ -72,6 +87,8 @@ pub fn routes(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Infal
 
     health
         .or(root)
+        .unify()
+        .or(openapi)
         .unify()
         .or(account::routes(ctx.clone()))
         .unify()

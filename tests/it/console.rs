@@ -54,14 +54,7 @@ async fn an_operator_finds_a_player_sends_reads_state_and_deletes() {
     let http = reqwest::Client::new();
 
     // The console port is bound by the serving task: wait for it.
-    let deadline = std::time::Instant::now() + crate::support::WAIT;
-    while http.get(&base).send().await.is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "console port never opened"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    crate::support::wait_for_http(&http, &base).await;
     // The page itself, embedded in the binary.
     let page = http.get(&base).send().await.expect("page");
     assert_eq!(page.status(), 200);

@@ -9,6 +9,7 @@
 //! - `crash`: acknowledged sends survive SIGKILL of the real binary; SIGTERM stops gracefully
 //! - `ops`: structured logs (request ids, no secrets) and Prometheus metrics of the real binary
 //! - `durability`: what survives a restart
+//! - `openapi`: `/openapi.json` describes every route, and each answers as described
 //! - `postgres`: the whole server on PostgreSQL (needs a PostgreSQL server, see support::pg_url)
 //! - `reload`: hot reload, the runtime status endpoint, `tidings check`
 //! - `chat`: direct chat and rooms over the socket, -1, history
@@ -29,6 +30,7 @@ mod groups;
 mod inbox;
 mod lua;
 mod notifications;
+mod openapi;
 mod ops;
 mod postgres;
 mod reload;

@@ -342,3 +342,15 @@ pub async fn postgres_store() -> Arc<dyn tidings::core::store::Store> {
         .expect("PostgreSQL store");
     Arc::new(store)
 }
+
+/// Waits until something answers HTTP at `base` (a side port the serving task binds).
+pub async fn wait_for_http(http: &reqwest::Client, base: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while http.get(base).send().await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{base} never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
