@@ -148,6 +148,14 @@ fn bench_frames(c: &mut Criterion) {
             &event,
             |b, event| b.iter(|| encode_event(black_box(event))),
         );
+        // A protobuf socket's frame: the JSON envelope transcoded (api::protobuf).
+        group.bench_with_input(
+            BenchmarkId::new("encode_event_protobuf", count),
+            &event,
+            |b, event| {
+                b.iter(|| tidings::api::protobuf::encode_envelope(&encode_event(black_box(event))))
+            },
+        );
     }
     group.finish();
 }

@@ -17,6 +17,7 @@ pub mod hooks;
 pub mod inbox;
 pub mod metrics;
 pub mod notifications;
+pub mod protobuf;
 pub mod reload;
 pub mod rpc;
 pub mod server;

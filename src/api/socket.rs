@@ -101,16 +101,11 @@ pub fn upgrade(
         form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
-    match query_get(&query, "format").unwrap_or("") {
-        "" | "json" => {}
-        "protobuf" => {
-            return plain(
-                StatusCode::BAD_REQUEST,
-                "Protobuf format is not supported yet; use format=json",
-            )
-        }
+    let format = match query_get(&query, "format").unwrap_or("") {
+        "" | "json" => Format::Json,
+        "protobuf" => Format::Protobuf,
         _ => return plain(StatusCode::BAD_REQUEST, "Invalid format parameter"),
-    }
+    };
     let token = header(&req, "authorization")
         .strip_prefix("Bearer ")
         .or_else(|| query_get(&query, "token"))
@@ -144,8 +139,16 @@ pub fn upgrade(
     };
     // Following the inbox needs its events, so `tidings_since` implies `tidings_inbox`.
     let inbox = since.is_some() || matches!(query_get(&query, "tidings_inbox"), Some("true" | "1"));
+    if inbox && format == Format::Protobuf {
+        // Their frames are Tidings' own, with no field in Nakama's protobuf envelope.
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "tidings_inbox and tidings_since need format=json",
+        );
+    }
     let session = Session {
         user,
+        format,
         status,
         inbox,
         since,
@@ -317,9 +320,49 @@ async fn call_rpc(
     }
 }
 
+/// The socket's wire format (`format=`): JSON text frames, or Nakama's protobuf envelopes
+/// in binary frames (see `api::protobuf`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Protobuf,
+}
+
+impl Format {
+    /// A frame the session writes (a JSON envelope) in this format.
+    fn frame(self, text: String) -> Message {
+        match self {
+            Format::Json => Message::text(text),
+            Format::Protobuf => Message::binary(Self::binary(&text)),
+        }
+    }
+
+    /// An event core queued, encoded at most once per format however many sockets get it.
+    fn event(self, msg: &Outbound) -> Message {
+        match self {
+            Format::Json => Message::text(&*msg.encoded(encode_event)),
+            Format::Protobuf => Message::binary(
+                msg.encoded_binary(|event| Self::binary(&encode_event(event)))
+                    .to_vec(),
+            ),
+        }
+    }
+
+    /// The protobuf form of a JSON envelope. A frame the tables cannot express is a server
+    /// bug: logged, and the client gets an error envelope instead of silence.
+    fn binary(text: &str) -> Vec<u8> {
+        super::protobuf::encode_envelope(text).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "a frame has no protobuf form");
+            let fallback = error_envelope(None, 0, "frame not available in protobuf");
+            super::protobuf::encode_envelope(&fallback).unwrap_or_default()
+        })
+    }
+}
+
 /// Who opened a socket, and how.
 struct Session {
     user: SessionUser,
+    format: Format,
     status: bool,
     /// Inbox extension frames requested (`tidings_inbox=true`).
     inbox: bool,
@@ -335,6 +378,7 @@ type Socket = WebSocketStream<TokioIo<Upgraded>>;
 async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
     let Session {
         user,
+        format,
         status,
         inbox,
         since,
@@ -366,7 +410,7 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
             "username": user.username,
             "status": "",
         }]}});
-        send_ok = send(&mut tx, Message::text(event.to_string()), write_wait).await;
+        send_ok = send(&mut tx, format.frame(event.to_string()), write_wait).await;
     }
 
     let mut ping = tokio::time::interval(Duration::from_millis(cfg.ping_period_ms));
@@ -388,7 +432,7 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
             reason = handle.close.closed(), if pending.is_none() => {
                 // Flush what was queued before the close request, then close.
                 while let Ok(msg) = queue.try_recv() {
-                    if !deliver(&mut tx, &mut follow, &msg, write_wait, metrics).await {
+                    if !deliver(&mut tx, &mut follow, &msg, format, write_wait, metrics).await {
                         break;
                     }
                 }
@@ -396,10 +440,10 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
             }
             msg = queue.recv() => {
                 let Some(msg) = msg else { break None };
-                send_ok = deliver(&mut tx, &mut follow, &msg, write_wait, metrics).await;
+                send_ok = deliver(&mut tx, &mut follow, &msg, format, write_wait, metrics).await;
             }
             frame = async { follow.as_mut().expect("guarded").next_frame().await }, if follow.is_some() => {
-                send_ok = send(&mut tx, Message::text(frame), write_wait).await;
+                send_ok = send(&mut tx, format.frame(frame), write_wait).await;
             }
             _ = ping.tick() => {
                 send_ok = send(&mut tx, Message::Ping(Default::default()), write_wait).await;
@@ -411,10 +455,10 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
                 // message to the channel before the sender's ack).
                 while send_ok {
                     let Ok(msg) = queue.try_recv() else { break };
-                    send_ok = deliver(&mut tx, &mut follow, &msg, write_wait, metrics).await;
+                    send_ok = deliver(&mut tx, &mut follow, &msg, format, write_wait, metrics).await;
                 }
                 if send_ok {
-                    send_ok = send(&mut tx, Message::text(frame), write_wait).await;
+                    send_ok = send(&mut tx, format.frame(frame), write_wait).await;
                 }
             }
             _ = sleep_until(deadline), if pending.is_none() => {
@@ -434,16 +478,31 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
                 if msg.is_close() {
                     break None;
                 }
-                if msg.is_binary() {
-                    break Some("received unexpected WebSocket message type".into());
-                }
-                if !msg.is_text() {
-                    continue; // ping/pong frames: tungstenite answers pings itself
-                }
-                match handle_text(msg.to_text().unwrap_or("")) {
+                // The envelope as JSON text, whatever the socket's format.
+                let decoded: String;
+                let text: &str = match (format, &msg) {
+                    (Format::Json, Message::Text(text)) => text.as_str(),
+                    (Format::Protobuf, Message::Binary(bytes)) => {
+                        match super::protobuf::decode_envelope(bytes) {
+                            Ok(text) => {
+                                decoded = text;
+                                &decoded
+                            }
+                            Err(e) => {
+                                tracing::debug!(session = %handle.session_id, error = %e, "bad protobuf envelope");
+                                break Some("received malformed payload".into());
+                            }
+                        }
+                    }
+                    (_, Message::Text(_) | Message::Binary(_)) => {
+                        break Some("received unexpected WebSocket message type".into());
+                    }
+                    _ => continue, // ping/pong frames: tungstenite answers pings itself
+                };
+                match handle_text(text) {
                     Step::Continue => {}
                     Step::Reply(frame) => {
-                        send_ok = send(&mut tx, Message::text(frame), write_wait).await;
+                        send_ok = send(&mut tx, format.frame(frame), write_wait).await;
                     }
                     Step::Rpc { cid, id, payload } => {
                         let call = CallContext {
@@ -464,7 +523,7 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
                     }
                     Step::Close(frame, reason) => {
                         if let Some(frame) = frame {
-                            send(&mut tx, Message::text(frame), write_wait).await;
+                            send(&mut tx, format.frame(frame), write_wait).await;
                         }
                         break Some(reason.into());
                     }
@@ -477,20 +536,20 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
     finish(&handle, tx, rx, close_reason).await;
 }
 
-/// Wakes the socket's inbox sync, if it follows one, on an inbox event.
 /// Writes an event core queued for this socket: wakes the sync follower on an inbox change
 /// and counts the notifications it carries as delivered. False when the write failed.
 async fn deliver(
     tx: &mut futures_util::stream::SplitSink<Socket, Message>,
     follow: &mut Option<SyncFollow>,
     msg: &Outbound,
+    format: Format,
     write_wait: Duration,
     metrics: &Metrics,
 ) -> bool {
     if let (Some(f), Event::Inbox(_)) = (follow.as_mut(), &msg.event) {
         f.wake();
     }
-    let sent = send(tx, Message::text(&*msg.encoded(encode_event)), write_wait).await;
+    let sent = send(tx, format.event(msg), write_wait).await;
     if sent {
         metrics.delivered(&msg.event, now_micros());
     }

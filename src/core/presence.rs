@@ -36,6 +36,8 @@ pub enum Event {
 pub struct Outbound {
     pub event: Event,
     encoded: OnceLock<Arc<str>>,
+    /// The binary form, for sockets that asked for another wire format (protobuf).
+    binary: OnceLock<Arc<[u8]>>,
 }
 
 impl Outbound {
@@ -43,12 +45,20 @@ impl Outbound {
         Arc::new(Outbound {
             event,
             encoded: OnceLock::new(),
+            binary: OnceLock::new(),
         })
     }
 
     /// The encoded frame, produced by `encode` the first time any session asks.
     pub fn encoded(&self, encode: impl FnOnce(&Event) -> String) -> Arc<str> {
         self.encoded
+            .get_or_init(|| Arc::from(encode(&self.event)))
+            .clone()
+    }
+
+    /// The binary frame, produced by `encode` the first time a binary session asks.
+    pub fn encoded_binary(&self, encode: impl FnOnce(&Event) -> Vec<u8>) -> Arc<[u8]> {
+        self.binary
             .get_or_init(|| Arc::from(encode(&self.event)))
             .clone()
     }

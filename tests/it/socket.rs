@@ -25,16 +25,86 @@ async fn handshake_rules() {
         .await
         .err();
     assert_eq!(bad, Some((400, "Invalid format parameter".into())));
-    let proto = s
+    assert!(s
         .socket_query(&format!("token={}&format=protobuf", u.token))
         .await
+        .is_ok());
+    // The inbox extension's frames have no protobuf form.
+    let inbox = s
+        .socket_query(&format!(
+            "token={}&format=protobuf&tidings_inbox=true",
+            u.token
+        ))
+        .await
         .err();
-    assert_eq!(proto.map(|(status, _)| status), Some(400));
+    assert_eq!(
+        inbox,
+        Some((
+            400,
+            "tidings_inbox and tidings_since need format=json".into()
+        ))
+    );
     assert!(s.socket_header(&u.token).await.is_ok());
     assert!(s
         .socket_query(&format!("token={}&format=json&lang=de", u.token))
         .await
         .is_ok());
+}
+
+/// Nakama's protobuf envelopes, written out by hand from realtime.proto's field numbers.
+#[tokio::test]
+async fn protobuf_sockets_speak_binary_envelopes() {
+    let s = Server::start().await;
+    let u = s.user("pb_user").await;
+    let mut ws = s
+        .socket_query(&format!("token={}&format=protobuf", u.token))
+        .await
+        .expect("protobuf socket");
+    // cid "7" (field 1) + ping {} (field 32) -> cid "7" + pong {} (field 33).
+    ws.send(Message::binary(vec![0x0a, 0x01, b'7', 0x82, 0x02, 0x00]))
+        .await
+        .expect("send");
+    let reply = tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut ws))
+        .await
+        .expect("a reply")
+        .expect("open")
+        .expect("frame");
+    assert_eq!(
+        reply,
+        Message::binary(vec![0x0a, 0x01, b'7', 0x8a, 0x02, 0x00])
+    );
+    // rpc (field 24) with an empty id: error (field 11) {code 3, "RPC ID must be set"}.
+    ws.send(Message::binary(vec![0x0a, 0x01, b'8', 0xc2, 0x01, 0x00]))
+        .await
+        .expect("send");
+    let reply = tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut ws))
+        .await
+        .expect("a reply")
+        .expect("open")
+        .expect("frame");
+    let message = b"RPC ID must be set";
+    let mut error = vec![0x08, 0x03, 0x12, message.len() as u8];
+    error.extend_from_slice(message);
+    let mut expected = vec![0x0a, 0x01, b'8', 0x5a, error.len() as u8];
+    expected.extend_from_slice(&error);
+    assert_eq!(reply, Message::binary(expected));
+    // Garbage bytes close it as bad JSON does; a text frame is the wrong type.
+    ws.send(Message::binary(vec![0x0a, 0x09, b'x']))
+        .await
+        .expect("send");
+    assert_eq!(
+        closed(&mut ws).await,
+        (1000, "received malformed payload".into())
+    );
+    let mut ws = s
+        .socket_query(&format!("token={}&format=protobuf", u.token))
+        .await
+        .expect("protobuf socket");
+    send_text(&mut ws, r#"{"cid":"1","ping":{}}"#).await;
+    assert_eq!(
+        closed(&mut ws).await,
+        (1000, "received unexpected WebSocket message type".into())
+    );
 }
 
 #[tokio::test]
