@@ -60,28 +60,23 @@ async fn protobuf_sockets_speak_binary_envelopes() {
         .socket_query(&format!("token={}&format=protobuf", u.token))
         .await
         .expect("protobuf socket");
+    // Sends a binary frame and returns the reply frame.
+    async fn exchange(ws: &mut crate::support::Ws, frame: Vec<u8>) -> Message {
+        ws.send(Message::binary(frame)).await.expect("send");
+        tokio::time::timeout(WAIT, futures_util::StreamExt::next(ws))
+            .await
+            .expect("a reply")
+            .expect("open")
+            .expect("frame")
+    }
     // cid "7" (field 1) + ping {} (field 32) -> cid "7" + pong {} (field 33).
-    ws.send(Message::binary(vec![0x0a, 0x01, b'7', 0x82, 0x02, 0x00]))
-        .await
-        .expect("send");
-    let reply = tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut ws))
-        .await
-        .expect("a reply")
-        .expect("open")
-        .expect("frame");
+    let reply = exchange(&mut ws, vec![0x0a, 0x01, b'7', 0x82, 0x02, 0x00]).await;
     assert_eq!(
         reply,
         Message::binary(vec![0x0a, 0x01, b'7', 0x8a, 0x02, 0x00])
     );
     // rpc (field 24) with an empty id: error (field 11) {code 3, "RPC ID must be set"}.
-    ws.send(Message::binary(vec![0x0a, 0x01, b'8', 0xc2, 0x01, 0x00]))
-        .await
-        .expect("send");
-    let reply = tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut ws))
-        .await
-        .expect("a reply")
-        .expect("open")
-        .expect("frame");
+    let reply = exchange(&mut ws, vec![0x0a, 0x01, b'8', 0xc2, 0x01, 0x00]).await;
     let message = b"RPC ID must be set";
     let mut error = vec![0x08, 0x03, 0x12, message.len() as u8];
     error.extend_from_slice(message);
