@@ -472,6 +472,17 @@ fn decode_message(
             continue;
         };
         let value = decode_field(field, wire, &mut r)?;
+        // proto3: a scalar equal to its default is absent (protojson omits it too), so an
+        // explicit empty `cid` is no cid, as in Nakama.
+        let default = match field.kind {
+            Str => value == "",
+            Int32 => value == 0,
+            Bool => value == false,
+            _ => false,
+        };
+        if default && !field.repeated {
+            continue;
+        }
         if oneof && num != 1 {
             // Of a oneof, the last one on the wire wins (as Go's proto.Unmarshal does).
             map.retain(|k, _| k == "cid");
@@ -553,6 +564,12 @@ fn timestamp(mut r: Reader) -> Result<Value, String> {
             (2, VARINT) => nanos = r.varint()?,
             (_, wire) => r.skip(wire)?,
         }
+    }
+    // protobuf's valid range ends at 9999-12-31T23:59:59Z; later years do not format (found
+    // by the envelope fuzz target: the formatter panicked).
+    const LAST_SECOND: u64 = 253_402_300_799;
+    if seconds > LAST_SECOND {
+        return Err("timestamp out of range".into());
     }
     let seconds = i64::try_from(seconds).map_err(|_| "timestamp before 1970")?;
     let nanos = u32::try_from(nanos)
@@ -654,6 +671,48 @@ mod tests {
         assert_eq!(
             json(&decode_envelope(&bytes).expect("decodes")),
             json(r#"{"rpc":{"id":"e","payload":"p"}}"#)
+        );
+    }
+
+    /// Found by the envelope fuzz target: an explicit empty cid decoded to `"cid":""`, which
+    /// then did not survive a round trip (and would have been echoed as a cid).
+    #[test]
+    fn scalars_at_their_default_decode_as_absent() {
+        // cid "" (field 1, length 0), then ping {}.
+        let bytes = [0x0a, 0x00, 0x82, 0x02, 0x00];
+        assert_eq!(
+            json(&decode_envelope(&bytes).expect("decodes")),
+            json(r#"{"ping":{}}"#)
+        );
+        // error {code 0, message ""} keeps only the message object itself.
+        let bytes = [0x5a, 0x04, 0x08, 0x00, 0x12, 0x00];
+        assert_eq!(
+            json(&decode_envelope(&bytes).expect("decodes")),
+            json(r#"{"error":{}}"#)
+        );
+    }
+
+    /// Found by the envelope fuzz target: a Timestamp past year 9999 made the formatter panic.
+    #[test]
+    fn a_timestamp_past_year_9999_is_refused_not_a_panic() {
+        // channel_message (field 5) { create_time (field 7) { seconds: 2^40 } }.
+        let mut ts = vec![0x08];
+        put_varint(&mut ts, 1 << 40);
+        let mut msg = vec![0x3a, ts.len() as u8];
+        msg.extend_from_slice(&ts);
+        let mut bytes = vec![0x2a, msg.len() as u8];
+        bytes.extend_from_slice(&msg);
+        assert!(decode_envelope(&bytes).is_err());
+        // The last valid second still decodes.
+        let mut ts = vec![0x08];
+        put_varint(&mut ts, 253_402_300_799);
+        let mut msg = vec![0x3a, ts.len() as u8];
+        msg.extend_from_slice(&ts);
+        let mut bytes = vec![0x2a, msg.len() as u8];
+        bytes.extend_from_slice(&msg);
+        assert_eq!(
+            json(&decode_envelope(&bytes).expect("decodes")),
+            json(r#"{"channel_message":{"create_time":"9999-12-31T23:59:59Z"}}"#)
         );
     }
 

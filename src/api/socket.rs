@@ -231,6 +231,19 @@ fn error_envelope(cid: Option<&str>, code: i32, message: &str) -> String {
     envelope(cid, "error", json!({ "code": code, "message": message }))
 }
 
+/// What the envelope parser makes of `text`, named (for the fuzz target, which reaches the
+/// private parser through this).
+#[doc(hidden)]
+pub fn envelope_outcome(text: &str) -> &'static str {
+    match handle_text(text) {
+        Step::Continue => "continue",
+        Step::Reply(_) => "reply",
+        Step::Rpc { .. } => "rpc",
+        Step::Chat { .. } => "chat",
+        Step::Close(..) => "close",
+    }
+}
+
 /// Handles one JSON envelope (NAKAMA-SPEC §4.2, §4.6).
 fn handle_text(text: &str) -> Step {
     const MALFORMED: Step = Step::Close(None, "received malformed payload");

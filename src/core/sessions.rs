@@ -177,7 +177,7 @@ impl Sessions {
         } else {
             &self.settings.encryption_key
         };
-        let user = parse(token, key)?;
+        let user = parse_token(token, key)?;
         let revoked = lock(&self.revoked).contains_key(&(user.token_id, refresh));
         let cutoff = lock(&self.invalidated).get(&user.user_id).copied();
         if revoked || cutoff.is_some_and(|at| user.issued_at <= at) {
@@ -208,7 +208,7 @@ impl Sessions {
     ) -> CoreResult<()> {
         let mut revoke = Vec::new();
         if let Some(token) = token.filter(|t| !t.is_empty()) {
-            match parse(token, &self.settings.encryption_key) {
+            match parse_token(token, &self.settings.encryption_key) {
                 Some(u) if u.user_id == caller.user_id => revoke.push(RevokedToken {
                     token_id: u.token_id,
                     refresh: false,
@@ -218,7 +218,7 @@ impl Sessions {
             }
         }
         if let Some(token) = refresh_token.filter(|t| !t.is_empty()) {
-            match parse(token, &self.settings.refresh_encryption_key) {
+            match parse_token(token, &self.settings.refresh_encryption_key) {
                 Some(u) if u.user_id == caller.user_id => revoke.push(RevokedToken {
                     token_id: u.token_id,
                     refresh: true,
@@ -270,8 +270,9 @@ fn sign(claims: &Claims, key: &str) -> CoreResult<String> {
         .map_err(|e| CoreError::internal("Could not create a session token.", e))
 }
 
-/// Verifies signature (HS256 only, so `alg: none` and others fail) and expiry.
-fn parse(token: &str, key: &str) -> Option<SessionUser> {
+/// Verifies signature (HS256 only, so `alg: none` and others fail) and expiry; revocations
+/// are [`Sessions::verify`]'s business. Public for the fuzz target.
+pub fn parse_token(token: &str, key: &str) -> Option<SessionUser> {
     if token.len() > 8192 {
         return None;
     }
