@@ -72,6 +72,9 @@ pub struct SocketConfig {
     pub pong_wait_ms: u64,
     /// How long one frame write may take before the socket is considered dead.
     pub write_wait_ms: u64,
+    /// How long a client may take to send a request's headers (Nakama's key); a connection
+    /// that trickles them (slow-loris) is closed after this.
+    pub read_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -164,6 +167,7 @@ impl Default for Config {
                 ping_period_ms: 15_000,
                 pong_wait_ms: 25_000,
                 write_wait_ms: 5_000,
+                read_timeout_ms: 10_000,
             },
             session: SessionConfig {
                 encryption_key: "defaultencryptionkey".into(),
@@ -231,6 +235,7 @@ pub const KEYS: &[&str] = &[
     "socket.ping_period_ms",
     "socket.pong_wait_ms",
     "socket.write_wait_ms",
+    "socket.read_timeout_ms",
     "session.encryption_key",
     "session.refresh_encryption_key",
     "session.token_expiry_sec",
@@ -315,6 +320,9 @@ impl Config {
             "socket.pong_wait_ms" => self.socket.pong_wait_ms = parse(key, value, "milliseconds")?,
             "socket.write_wait_ms" => {
                 self.socket.write_wait_ms = parse(key, value, "milliseconds")?
+            }
+            "socket.read_timeout_ms" => {
+                self.socket.read_timeout_ms = parse(key, value, "milliseconds")?
             }
             "session.encryption_key" => self.session.encryption_key = v,
             "session.refresh_encryption_key" => self.session.refresh_encryption_key = v,
@@ -497,6 +505,9 @@ impl Config {
                 "database.node_timeout_ms",
                 "must be at least twice database.node_heartbeat_ms",
             );
+        }
+        if self.socket.read_timeout_ms == 0 {
+            return fail("socket.read_timeout_ms", "must be greater than 0");
         }
         if self.socket.write_wait_ms == 0 {
             return fail("socket.write_wait_ms", "must be greater than 0");

@@ -21,7 +21,7 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tower_service::Service;
 use tracing::Instrument;
 
@@ -81,6 +81,8 @@ pub async fn run(
     // Tells open connections to finish their current request and close.
     let (closing, closed) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
+    // A client gets this long for a request's headers; one that trickles them is dropped.
+    let read_timeout = Duration::from_millis(ctx.config.socket.read_timeout_ms);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -129,6 +131,8 @@ pub async fn run(
             .instrument(span)
         });
         let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(read_timeout)
             .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();
         let mut closed = closed.clone();
@@ -159,6 +163,9 @@ pub async fn run(
         );
     }
 }
+
+/// How long a side-port client (a scraper, a browser) gets for a request's headers.
+const SIDE_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `filter` on its own port (the metrics endpoint, the console) until the returned
 /// task is aborted. A port that cannot be bound is logged and that side stays off: neither is
@@ -209,6 +216,8 @@ where
             });
             tokio::spawn(async move {
                 let _ = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(SIDE_READ_TIMEOUT)
                     .serve_connection(TokioIo::new(stream), handler)
                     .await;
             });

@@ -15,6 +15,7 @@
 //! - `chat`: direct chat and rooms over the socket, -1, history
 //! - `friends`: invite, accept, remove, block, the list, -2/-3/-9
 //! - `groups`: create, join, roles, leave, lists, -4/-5
+//! - `hostile`: the hostile-input matrix over REST and the socket (bad bodies, frames, tokens, other players' notifications, slow-loris, many sockets)
 //! - `inbox`: read/seen state, counts, filtered lists, inbox frames, the `nk` functions
 //! - `lua`: modules, the `nk` API, RPC over HTTP and socket, sandbox, limits, hooks
 //! - `store_contract`: the Store trait's promises, on SQLite and on PostgreSQL
@@ -27,6 +28,7 @@ mod crash;
 mod durability;
 mod friends;
 mod groups;
+mod hostile;
 mod inbox;
 mod lua;
 mod notifications;

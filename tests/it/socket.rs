@@ -126,55 +126,6 @@ async fn ping_pong_and_status_event() {
 }
 
 #[tokio::test]
-async fn bad_frames_close_the_socket_with_a_reason() {
-    let s = Server::start().await;
-    let u = s.user("rude").await;
-
-    let mut ws = s.socket(&u.token).await;
-    send_text(&mut ws, r#"{"cid":"15","bogus":{}}"#).await;
-    assert_eq!(
-        closed(&mut ws).await,
-        (1000, "received malformed payload".into())
-    );
-
-    let mut ws = s.socket(&u.token).await;
-    send_text(&mut ws, "{not json").await;
-    assert_eq!(
-        closed(&mut ws).await,
-        (1000, "received malformed payload".into())
-    );
-
-    let mut ws = s.socket(&u.token).await;
-    ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
-    assert_eq!(
-        closed(&mut ws).await,
-        (1000, "received unexpected WebSocket message type".into())
-    );
-
-    let mut ws = s.socket(&u.token).await;
-    send_text(&mut ws, r#"{"cid":"3"}"#).await;
-    assert_eq!(
-        next_json(&mut ws).await,
-        json!({"cid": "3", "error": {"code": 2, "message": "Missing message."}})
-    );
-    assert_eq!(
-        closed(&mut ws).await,
-        (1000, "error processing message".into())
-    );
-
-    // Over socket.max_message_size_bytes (4096) closes the socket.
-    let mut ws = s.socket(&u.token).await;
-    let big = format!(r#"{{"cid":"1","ping":{{}},"pad":"{}"}}"#, "x".repeat(5000));
-    send_text(&mut ws, &big).await;
-    let (code, _) = closed(&mut ws).await;
-    assert_ne!(code, 1001);
-    // The server is fine afterwards.
-    let mut ws = s.socket(&u.token).await;
-    send_text(&mut ws, r#"{"cid":"9","ping":{}}"#).await;
-    assert_eq!(next_json(&mut ws).await, json!({"cid": "9", "pong": {}}));
-}
-
-#[tokio::test]
 async fn single_socket_kicks_the_older_socket_with_code_minus_7() {
     let s = Server::start_with(&[("session.single_socket", "true")]).await;
     let u = s.user("solo").await;
