@@ -7,6 +7,10 @@
 //! coroutine, dofile, loadfile, package.loadlib, string.dump; `load`/`loadstring` refuse
 //! precompiled (binary) chunks, which could crash the VM.
 //!
+//! Shared tables: `nk` is read-only from the start, and the standard libraries (and the
+//! string metatable) once the modules have loaded, so no call can rewrite what later calls on
+//! the same VM use (see [`readonly_tools`]).
+//!
 //! Limits: a count hook checks the call's deadline every [`HOOK_EVERY`] instructions and
 //! raises an error once it has passed; from then on it raises on every instruction, so a
 //! script that wraps its loop in `pcall` cannot hold it off. A per-VM memory limit makes
@@ -58,6 +62,51 @@ load = function(f, name)
   end, name)
 end
 "#;
+
+/// Read-only views of shared tables. A call runs on a VM that later calls reuse, so a script
+/// that rewrote `string.format` or `nk.notification_send` would change them for every later
+/// call on that VM. `readonly(t, name)` returns a proxy that reads through to `t` and refuses
+/// writes (also through `rawset`, which would otherwise write into the proxy); `seal()`
+/// swaps the standard libraries for such proxies once the modules have loaded (so modules
+/// may still extend `string` at load time, a common idiom) and hides the string metatable.
+const READONLY: &str = r#"
+local setmetatable, error, tostring, type = setmetatable, error, tostring, type
+local raw_rawset, getmetatable = rawset, getmetatable
+local frozen = setmetatable({}, { __mode = "k" })
+local function readonly(t, name)
+  local proxy = setmetatable({}, {
+    __index = t,
+    __newindex = function(_, k)
+      error("attempt to modify read-only table '" .. name .. "' (key " .. tostring(k) .. ")", 2)
+    end,
+    __metatable = false,
+  })
+  frozen[proxy] = name
+  return proxy
+end
+rawset = function(t, k, v)
+  if frozen[t] then
+    error("attempt to modify read-only table '" .. frozen[t] .. "' (key " .. tostring(k) .. ")", 2)
+  end
+  return raw_rawset(t, k, v)
+end
+local function seal()
+  for _, name in ipairs({ "string", "table", "math", "os", "bit32" }) do
+    _G[name] = readonly(_G[name], name)
+  end
+  package.loaded.string, package.loaded.table = string, table
+  package.loaded.math, package.loaded.os = math, os
+  local mt = getmetatable("")
+  mt.__index = string
+  mt.__metatable = false
+end
+return readonly, seal
+"#;
+
+/// The read-only proxy maker and the function that seals the standard libraries.
+pub fn readonly_tools(lua: &Lua) -> mlua::Result<(mlua::Function, mlua::Function)> {
+    lua.load(READONLY).set_name("=sandbox").call(())
+}
 
 /// A new sandboxed state with the deadline hook and memory limit installed.
 pub fn new_state(memory_limit: usize) -> mlua::Result<(Lua, Rc<Limits>)> {

@@ -167,11 +167,13 @@ impl Vm {
             current: RefCell::new(None),
             deferred: RefCell::default(),
         });
-        let setup = || -> mlua::Result<Function> {
+        let setup = || -> mlua::Result<(Function, Function)> {
             for name in [RPC_REGISTRY, BEFORE_REGISTRY, AFTER_REGISTRY] {
                 lua.set_named_registry_value(name, lua.create_table()?)?;
             }
-            let nk = super::nk::build(&lua)?;
+            let (readonly, seal) = sandbox::readonly_tools(&lua)?;
+            // Modules get a read-only `nk`: no call can swap a function for later calls.
+            let nk: Table = readonly.call((super::nk::build(&lua)?, "nk"))?;
             let package: Table = lua.globals().get("package")?;
             let preload: Table = package.get("preload")?;
             preload.set("nakama", lua.create_function(move |_, ()| Ok(nk.clone()))?)?;
@@ -180,9 +182,10 @@ impl Vm {
             } else {
                 None
             };
-            lua.load(INVOKE).set_name("=invoke").call(trace)
+            let invoke: Function = lua.load(INVOKE).set_name("=invoke").call(trace)?;
+            Ok((invoke, seal))
         };
-        let invoke = setup().map_err(|e| format!("cannot set up a Lua VM: {e}"))?;
+        let (invoke, seal) = setup().map_err(|e| format!("cannot set up a Lua VM: {e}"))?;
         let vm = Vm {
             lua,
             limits,
@@ -191,6 +194,8 @@ impl Vm {
             spent: false,
         };
         vm.load_modules()?;
+        seal.call::<()>(())
+            .map_err(|e| format!("cannot seal a Lua VM: {e}"))?;
         Ok(vm)
     }
 

@@ -711,3 +711,80 @@ async fn api_stacktrace_keeps_the_position_and_adds_the_stack() {
         (400, json!("custom message"))
     );
 }
+
+/// Hostile scripts on a single VM, so anything one call poisoned would show in the next:
+/// shared tables cannot be rewritten (directly, through `rawset`, or through the string
+/// metatable), `require` reaches no file, deep recursion and C-stack recursion are clean
+/// errors, a huge result is returned whole, and afterwards the VM still behaves.
+#[tokio::test]
+async fn hostile_scripts_get_clean_errors_and_cannot_poison_later_calls() {
+    let s = lua_server(&[
+        ("runtime.lua_min_count", "1"),
+        ("runtime.lua_max_count", "1"),
+    ])
+    .await;
+    let u = s.user("poisoner").await;
+    let rows: &[(&str, &str)] = &[
+        (
+            "string.upper = function() return 'pwned' end",
+            "read-only table 'string'",
+        ),
+        (
+            "rawset(string, 'upper', function() return 'pwned' end)",
+            "read-only table 'string'",
+        ),
+        ("nk.notification_send = nil", "read-only table 'nk'"),
+        (
+            "rawset(nk, 'notification_send', print)",
+            "read-only table 'nk'",
+        ),
+        ("math.floor = nil", "read-only table 'math'"),
+        ("table.insert = nil", "read-only table 'table'"),
+        ("os.time = function() return 0 end", "read-only table 'os'"),
+        (
+            "getmetatable('').__index = {}",
+            "attempt to index a boolean value",
+        ),
+        (
+            "setmetatable(string, {})",
+            "cannot change a protected metatable",
+        ),
+        (
+            "require('../../../../etc/passwd')",
+            "module '../../../../etc/passwd' not found",
+        ),
+        ("require('/etc/passwd')", "module '/etc/passwd' not found"),
+        (
+            "local function f() return 1 + f() end return f()",
+            "stack overflow",
+        ),
+        (
+            "local function f() return pcall(f) end local r = { f() } error(r[#r])",
+            "stack overflow",
+        ),
+        (
+            "local t = {} for i = 1, 7000 do t[i] = i end error(select('#', pcall(unpack, t)))",
+            "7001",
+        ),
+        (
+            "local function f(s) return (s:gsub('.', f)) end return f('ab')",
+            "stack overflow",
+        ),
+    ];
+    for (code, expected) in rows {
+        let got = eval(&s, &u.token, &raised(code)).await;
+        assert!(got.contains(expected), "{code}\n-> {got}");
+    }
+    // A crafted environment for a loaded chunk reaches nothing the sandbox removed.
+    let code = "local f = loadstring('return io, debug, getfenv(0).io') \
+                setfenv(f, setmetatable({}, { __index = _G })) \
+                local a, b, c = f() return tostring(a) .. tostring(b) .. tostring(c)";
+    assert_eq!(eval(&s, &u.token, code).await, "nilnilnil");
+    // Nothing stuck: the one VM still has the real functions, and load-time extensions work.
+    let code = "return ('abc'):upper() .. type(nk.notification_send) .. math.floor(2.5) \
+                .. string.tidings_trim('  x') .. ('  y'):tidings_trim()";
+    assert_eq!(eval(&s, &u.token, code).await, "ABCfunction2xy");
+    // A huge result is returned whole (it is bounded by lua_memory_limit_bytes).
+    let big = eval(&s, &u.token, "return string.rep('x', 8 * 1024 * 1024)").await;
+    assert_eq!(big.len(), 8 * 1024 * 1024);
+}

@@ -8,3 +8,6 @@ nk.register_rpc(function(ctx, payload)
   setfenv(chunk, setmetatable({ nk = nk, ctx = ctx }, { __index = _G }))
   return chunk()
 end, "test.eval")
+
+-- Modules may extend the standard libraries while they load (a common idiom); calls may not.
+function string.tidings_trim(s) return (s:gsub("^%s+", "")) end
