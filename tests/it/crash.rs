@@ -179,6 +179,32 @@ async fn crash_run(data: &std::path::Path, extra: &[String], list_port: Option<u
         }
         None => base,
     };
+    let listed = listed_seqs(&http, &base, &token).await;
+    let acked = acked.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let unique: HashSet<u64> = listed.iter().copied().collect();
+    assert_eq!(
+        unique.len(),
+        listed.len(),
+        "a notification was listed twice"
+    );
+    let lost: Vec<u64> = acked
+        .iter()
+        .copied()
+        .filter(|s| !unique.contains(s))
+        .collect();
+    eprintln!(
+        "crash durability: {} sends acknowledged, {} listed, {KILLS} SIGKILLs, {} lost",
+        acked.len(),
+        listed.len(),
+        lost.len()
+    );
+    assert!(acked.len() > 100, "the clients barely ran: {}", acked.len());
+    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+    server
+}
+
+/// The `seq` of every notification the user lists (all pages), in list order.
+pub(crate) async fn listed_seqs(http: &reqwest::Client, base: &str, token: &str) -> Vec<u64> {
     let mut listed = Vec::new();
     let mut cursor = String::new();
     for _ in 0..100_000 {
@@ -186,7 +212,7 @@ async fn crash_run(data: &std::path::Path, extra: &[String], list_port: Option<u
             .get(format!(
                 "{base}/v2/notification?limit=100&cacheable_cursor={cursor}"
             ))
-            .bearer_auth(&token)
+            .bearer_auth(token)
             .send()
             .await
             .expect("list")
@@ -211,27 +237,7 @@ async fn crash_run(data: &std::path::Path, extra: &[String], list_port: Option<u
             .expect("cursor")
             .to_string();
     }
-    let acked = acked.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let unique: HashSet<u64> = listed.iter().copied().collect();
-    assert_eq!(
-        unique.len(),
-        listed.len(),
-        "a notification was listed twice"
-    );
-    let lost: Vec<u64> = acked
-        .iter()
-        .copied()
-        .filter(|s| !unique.contains(s))
-        .collect();
-    eprintln!(
-        "crash durability: {} sends acknowledged, {} listed, {KILLS} SIGKILLs, {} lost",
-        acked.len(),
-        listed.len(),
-        lost.len()
-    );
-    assert!(acked.len() > 100, "the clients barely ran: {}", acked.len());
-    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
-    server
+    listed
 }
 
 /// Waits for `child` to exit, at most `limit`; its exit status, or None if it is still running.

@@ -9,6 +9,7 @@
 //! - `crash`: acknowledged sends survive SIGKILL of the real binary; SIGTERM stops gracefully
 //! - `ops`: structured logs (request ids, no secrets) and Prometheus metrics of the real binary
 //! - `durability`: what survives a restart
+//! - `faults`: a full or read-only disk under the real binary (needs root to mount a tmpfs)
 //! - `openapi`: `/openapi.json` describes every route, and each answers as described
 //! - `postgres`: the whole server on PostgreSQL (needs a PostgreSQL server, see support::pg_url)
 //! - `reload`: hot reload, the runtime status endpoint, `tidings check`
@@ -26,6 +27,7 @@ mod cluster;
 mod console;
 mod crash;
 mod durability;
+mod faults;
 mod friends;
 mod groups;
 mod hostile;
