@@ -15,7 +15,7 @@
 //! ```text
 //! cargo run --release --example loadgen -- <scenario> [--url http://127.0.0.1:7350] [--socket-url URL]
 //!     [--duration 10] [--clients 8] [--users 200] [--http-key defaulthttpkey]
-//!     [--server-key defaultkey] [--pid <server pid>] [--sizes 1000,5000]
+//!     [--server-key defaultkey] [--pid <server pid>] [--sizes 1000,5000] [--stuck 0]
 //! ```
 //!
 //! `--socket-url` puts the players' sockets on another node of a cluster than the one the
@@ -29,6 +29,10 @@
 //!   the socket (`{"cid":"N","rpc":{...}}`, one sender socket per client, waiting for each
 //!   reply). After each run it waits up to 2 s for stragglers, then reports delivered/s,
 //!   p50/p99/max and exactly-once: missing, duplicate and misrouted deliveries are failures.
+//!   With `--stuck N`, the first N target players also hold a second socket that is never
+//!   read (4 KiB receive buffer): slow consumers receiving every send to them, whose
+//!   effect on everyone else's latency the run then shows (and which the server closes once
+//!   their queue fills).
 //! - `fanout`: K connected players for K in `--sizes` (default 1000 and 5000; users and
 //!   sockets are opened in parallel batches of 50), then `loadgen.send_all` (http key), first
 //!   non-persistent then persistent: time from the request to the median and the K-th socket
@@ -45,6 +49,9 @@
 //! - `memory`: needs `--pid` of the server: VmRSS from /proc/<pid>/status with 0 sockets
 //!   (after creating the accounts), then with each of `--sizes` idle sockets open; reports KiB
 //!   per socket.
+//! - `churn`: the soak: for `--duration` s, `--clients` tasks loop over log in (one of
+//!   `--users` devices), open a socket, one RPC over it, close; needs `--pid`; reports cycles
+//!   and the server's VmRSS at the start, after a warm-up tenth, at the end and 2 s later.
 //! - `all`: send, send_online, list and store (not fanout and memory, which need the fd limit
 //!   and the pid).
 //!
@@ -83,9 +90,9 @@ use tokio_tungstenite::tungstenite::Message;
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-const USAGE: &str = "usage: loadgen <send|send_online|fanout|list|store|memory|all> \
+const USAGE: &str = "usage: loadgen <send|send_online|fanout|list|store|memory|churn|all> \
 [--url http://127.0.0.1:7350] [--socket-url URL] [--duration 10] [--clients 8] [--users 200] \
-[--http-key defaulthttpkey] [--server-key defaultkey] [--pid PID] [--sizes 1000,5000]";
+[--http-key defaulthttpkey] [--server-key defaultkey] [--pid PID] [--sizes 1000,5000] [--stuck N]";
 
 /// Longest wait for one HTTP exchange.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -125,6 +132,7 @@ struct Args {
     server_key: String,
     pid: Option<u32>,
     sizes: Vec<usize>,
+    stuck: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -138,6 +146,7 @@ fn parse_args() -> Result<Args, String> {
         "list",
         "store",
         "memory",
+        "churn",
         "all",
     ]
     .contains(&scenario.as_str())
@@ -155,6 +164,7 @@ fn parse_args() -> Result<Args, String> {
         server_key: "defaultkey".into(),
         pid: None,
         sizes: vec![1000, 5000],
+        stuck: 0,
     };
     while let Some(flag) = it.next() {
         let (key, value) = match flag.split_once('=') {
@@ -173,6 +183,7 @@ fn parse_args() -> Result<Args, String> {
             "--http-key" => a.http_key = value,
             "--server-key" => a.server_key = value,
             "--pid" => a.pid = Some(number(&key, &value, 1, u32::MAX as u64)? as u32),
+            "--stuck" => a.stuck = number(&key, &value, 0, 10_000)? as usize,
             "--sizes" => {
                 let mut sizes = Vec::new();
                 for part in value.split(',') {
@@ -242,6 +253,8 @@ struct Ctx {
     users: usize,
     pid: Option<u32>,
     sizes: Vec<usize>,
+    /// Extra sockets of the first target players that never read (slow consumers).
+    stuck: usize,
 }
 
 impl Ctx {
@@ -573,6 +586,44 @@ async fn connect(ctx: &Ctx, token: &str) -> Result<Ws, String> {
             "socket connect: no answer within {CONNECT_TIMEOUT:?}"
         )),
     }
+}
+
+/// A socket of `device`'s player that is never read, with a small receive buffer so the
+/// server's writes back up quickly.
+async fn open_stuck(ctx: &Ctx, device: &str) -> Result<Ws, String> {
+    let sess = authenticate(ctx, device).await?;
+    let url = format!(
+        "{}/ws?lang=en&status=false&token={}",
+        ctx.ws_base,
+        enc(&sess.token)
+    );
+    let host = ctx
+        .ws_base
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let addr: std::net::SocketAddr = tokio::net::lookup_host(&host)
+        .await
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or("no address")?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(|e| e.to_string())?;
+    socket
+        .set_recv_buffer_size(4096)
+        .map_err(|e| e.to_string())?;
+    let stream = socket.connect(addr).await.map_err(|e| e.to_string())?;
+    let (ws, _) =
+        tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .map_err(|e| format!("stuck socket: {e}"))?;
+    Ok(ws)
 }
 
 /// One RPC over the socket: sends the envelope and waits for the reply with that cid
@@ -1095,9 +1146,22 @@ async fn scenario_send(ctx: &Arc<Ctx>, persistent: bool) -> bool {
             ctx.users
         );
     }
+    // Slow consumers: a second socket for each of the first `--stuck` targets, with a 4 KiB
+    // receive buffer, never read. Every send to those players also goes to them.
+    let mut stuck = Vec::new();
+    for t in targets.iter().take(ctx.stuck) {
+        match open_stuck(ctx, &ctx.device(&format!("{name}-target"), t.idx)).await {
+            Ok(ws) => stuck.push(ws),
+            Err(e) => note("open stuck socket", &e),
+        }
+    }
+    if ctx.stuck > 0 {
+        eprintln!("{name}: {} sockets that never read", stuck.len());
+    }
     let targets = Arc::new(targets);
     let rest = send_phase(ctx, &shared, &targets, name, persistent, Transport::Rest).await;
     let socket = send_phase(ctx, &shared, &targets, name, persistent, Transport::Socket).await;
+    drop(stuck);
     stop_readers(&shared, stop_tx, readers).await;
     open_errors == 0 && rest && socket
 }
@@ -1466,6 +1530,74 @@ async fn scenario_store(ctx: &Arc<Ctx>) -> bool {
 // ---------------------------------------------------------------------------------------
 // E. memory
 
+/// Connect/disconnect churn for `--duration` s (a soak): `--clients` tasks each loop over
+/// log in, open a socket, ping, an RPC over the socket, close. VmRSS of `--pid` is sampled
+/// after a warm-up tenth of the run and at the end; flat memory means no per-connection leak.
+async fn scenario_churn(ctx: &Arc<Ctx>) -> bool {
+    let Some(pid) = ctx.pid else {
+        println!("FAIL churn: needs --pid of the server");
+        return false;
+    };
+    let deadline = Instant::now() + ctx.duration;
+    let warm = Instant::now() + ctx.duration / 10;
+    let cycles = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let start_rss = vm_rss_kib(pid).unwrap_or(0);
+    let tasks: Vec<JoinHandle<()>> = (0..ctx.clients)
+        .map(|c| {
+            let ctx = ctx.clone();
+            let (cycles, errors) = (cycles.clone(), errors.clone());
+            tokio::spawn(async move {
+                for i in 0..MAX_REQUESTS_PER_TASK {
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                    let device = ctx.device("churn", (c * 7919 + i as usize) % ctx.users);
+                    let cycle = async {
+                        let sess = authenticate(&ctx, &device).await?;
+                        let mut ws = connect(&ctx, &sess.token).await?;
+                        rpc_socket(&mut ws, 1, "loadgen.echo", "churn", HTTP_TIMEOUT).await?;
+                        let _ = ws.close(None).await;
+                        Ok::<(), String>(())
+                    };
+                    match cycle.await {
+                        Ok(()) => {
+                            cycles.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                            note("churn", &e);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    sleep(warm.saturating_duration_since(Instant::now())).await;
+    let warm_rss = vm_rss_kib(pid).unwrap_or(0);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let end_rss = vm_rss_kib(pid).unwrap_or(0);
+    sleep(Duration::from_secs(2)).await;
+    let idle_rss = vm_rss_kib(pid).unwrap_or(0);
+    let (n, e) = (
+        cycles.load(Ordering::Relaxed),
+        errors.load(Ordering::Relaxed),
+    );
+    let ok = e == 0 && n > 0;
+    println!(
+        "{} churn: {} s, {n} cycles (login, socket, RPC, close; {:.0}/s), {e} errors; VmRSS \
+         start {start_rss} KiB, after warm-up {warm_rss} KiB, end {end_rss} KiB, 2 s later \
+         {idle_rss} KiB ({:+} KiB warm-up to end)",
+        if ok { "ok  " } else { "FAIL" },
+        ctx.duration.as_secs(),
+        n as f64 / ctx.duration.as_secs_f64(),
+        end_rss as i64 - warm_rss as i64
+    );
+    ok
+}
+
 fn vm_rss_kib(pid: u32) -> Result<u64, String> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
@@ -1593,6 +1725,7 @@ async fn main() {
         users: args.users,
         pid: args.pid,
         sizes: args.sizes,
+        stuck: args.stuck,
     });
 
     match http_send(
@@ -1626,6 +1759,7 @@ async fn main() {
             "list" => scenario_list(&ctx).await,
             "store" => scenario_store(&ctx).await,
             "memory" => scenario_memory(&ctx).await,
+            "churn" => scenario_churn(&ctx).await,
             _ => false,
         };
         clean &= ok;

@@ -97,6 +97,9 @@ pub struct RuntimeConfig {
     pub lua_min_count: usize,
     /// Most Lua VMs, one OS thread each; calls beyond wait for a free VM.
     pub lua_max_count: usize,
+    /// Calls that may wait for a free VM; past this a call is refused at once with code 14
+    /// (HTTP 503) instead of queueing without bound.
+    pub lua_queue_size: usize,
     /// Accepted for Nakama compatibility; PUC Lua sizes its call stack itself.
     pub lua_call_stack_size: usize,
     /// Accepted for Nakama compatibility; PUC Lua grows its registry itself.
@@ -181,6 +184,7 @@ impl Default for Config {
                 http_key: "defaulthttpkey".into(),
                 lua_min_count: 16,
                 lua_max_count: 48,
+                lua_queue_size: 4096,
                 lua_call_stack_size: 128,
                 lua_registry_size: 512,
                 lua_read_only_globals: true,
@@ -245,6 +249,7 @@ pub const KEYS: &[&str] = &[
     "runtime.http_key",
     "runtime.lua_min_count",
     "runtime.lua_max_count",
+    "runtime.lua_queue_size",
     "runtime.lua_call_stack_size",
     "runtime.lua_registry_size",
     "runtime.lua_read_only_globals",
@@ -337,6 +342,7 @@ impl Config {
             "runtime.http_key" => self.runtime.http_key = v,
             "runtime.lua_min_count" => self.runtime.lua_min_count = parse(key, value, "a count")?,
             "runtime.lua_max_count" => self.runtime.lua_max_count = parse(key, value, "a count")?,
+            "runtime.lua_queue_size" => self.runtime.lua_queue_size = parse(key, value, "a count")?,
             "runtime.lua_call_stack_size" => {
                 self.runtime.lua_call_stack_size = parse(key, value, "a size")?
             }
@@ -532,6 +538,9 @@ impl Config {
         }
         if self.runtime.http_key.is_empty() {
             return fail("runtime.http_key", "must not be empty");
+        }
+        if self.runtime.lua_queue_size < 1 {
+            return fail("runtime.lua_queue_size", "must be at least 1");
         }
         if self.runtime.lua_max_count < 1 {
             return fail("runtime.lua_max_count", "must be at least 1");

@@ -79,14 +79,18 @@ pub struct CloseSignal {
 }
 
 impl CloseSignal {
-    pub fn close(&self, reason: &str) {
+    /// Asks the session to close with `reason`; true for the first request (later reasons
+    /// are ignored).
+    pub fn close(&self, reason: &str) -> bool {
         // Short critical section, never held across an await.
         let mut slot = self.reason.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none() {
+        let first = slot.is_none();
+        if first {
             *slot = Some(reason.to_string());
         }
         drop(slot);
         self.notify.notify_one();
+        first
     }
 
     /// Resolves with the reason once [`CloseSignal::close`] was called.
@@ -125,8 +129,11 @@ impl SessionHandle {
     /// when `msg` was dropped because the queue was full.
     pub fn offer(&self, msg: &Arc<Outbound>) -> bool {
         if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(msg.clone()) {
-            tracing::warn!(session = %self.session_id, "session outgoing queue full, closing");
-            self.close.close("session outgoing queue full");
+            // Until its task ends (a blocked write waits up to write_wait_ms) the session
+            // stays registered and keeps refusing: say so once, not once per notification.
+            if self.close.close("session outgoing queue full") {
+                tracing::warn!(session = %self.session_id, "session outgoing queue full, closing");
+            }
             return false;
         }
         true

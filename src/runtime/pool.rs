@@ -89,7 +89,15 @@ impl Pool {
         )
     }
 
+    /// Queues a call for the next free VM. Past `lua_queue_size` waiting calls it is refused
+    /// at once (Unavailable): an overload gets quick errors, not unbounded memory and latency.
     pub fn submit(&self, job: Job) -> Result<(), RuntimeError> {
+        if self.rx.len() >= self.shared.settings.queue_size {
+            return Err(RuntimeError::new(
+                Code::Unavailable,
+                "Lua runtime is overloaded: too many calls waiting; try again",
+            ));
+        }
         if self.idle.load(Ordering::SeqCst) == 0
             && self.workers.load(Ordering::SeqCst) < self.shared.settings.max_count
         {

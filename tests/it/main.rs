@@ -7,6 +7,7 @@
 //! - `cluster`: several nodes on one PostgreSQL database
 //! - `console`: the admin console's routes on their own port
 //! - `crash`: acknowledged sends survive SIGKILL of the real binary; SIGTERM stops gracefully
+//! - `overload`: a socket that never reads, an RPC flood beyond the Lua queue
 //! - `ops`: structured logs (request ids, no secrets) and Prometheus metrics of the real binary
 //! - `durability`: what survives a restart
 //! - `faults`: a full or read-only disk under the real binary (needs root to mount a tmpfs)
@@ -36,6 +37,7 @@ mod lua;
 mod notifications;
 mod openapi;
 mod ops;
+mod overload;
 mod postgres;
 mod reload;
 mod socket;

@@ -138,3 +138,8 @@ nk.register_rpc(function(context, payload)
   nk.notifications_send(batch)
   return nk.json_encode({ n = n })
 end, "loadgen.store_batch")
+
+-- loadgen.echo: the payload back (the churn soak's RPC over each fresh socket).
+nk.register_rpc(function(_, payload)
+  return payload
+end, "loadgen.echo")
