@@ -66,13 +66,15 @@ end
 /// Read-only views of shared tables. A call runs on a VM that later calls reuse, so a script
 /// that rewrote `string.format` or `nk.notification_send` would change them for every later
 /// call on that VM. `readonly(t, name)` returns a proxy that reads through to `t` and refuses
-/// writes (also through `rawset`, which would otherwise write into the proxy); `seal()`
+/// writes (also through `rawset`, which would otherwise write into the proxy; `pairs`, `next`
+/// and `rawget` see the table behind it, so iterating a library still works); `seal()`
 /// swaps the standard libraries for such proxies once the modules have loaded (so modules
 /// may still extend `string` at load time, a common idiom) and hides the string metatable.
 const READONLY: &str = r#"
 local setmetatable, error, tostring, type = setmetatable, error, tostring, type
-local raw_rawset, getmetatable = rawset, getmetatable
+local raw_rawset, raw_next, raw_rawget, getmetatable = rawset, next, rawget, getmetatable
 local frozen = setmetatable({}, { __mode = "k" })
+local targets = setmetatable({}, { __mode = "k" })
 local function readonly(t, name)
   local proxy = setmetatable({}, {
     __index = t,
@@ -81,9 +83,13 @@ local function readonly(t, name)
     end,
     __metatable = false,
   })
-  frozen[proxy] = name
+  frozen[proxy], targets[proxy] = name, t
   return proxy
 end
+-- Iterating or raw-reading a proxy sees the table behind it (Lua 5.1's pairs has no __pairs).
+next = function(t, k) return raw_next(targets[t] or t, k) end
+pairs = function(t) return next, t, nil end
+rawget = function(t, k) return raw_rawget(targets[t] or t, k) end
 rawset = function(t, k, v)
   if frozen[t] then
     error("attempt to modify read-only table '" .. frozen[t] .. "' (key " .. tostring(k) .. ")", 2)

@@ -23,33 +23,60 @@ pub(crate) fn free_port() -> u16 {
         .expect("free port")
 }
 
-pub(crate) fn start(data: &std::path::Path, port: u16, extra: &[String]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_tidings"))
-        .args(["--data_dir", data.to_str().expect("path")])
-        .args(extra)
-        .args([
-            "--socket.address",
-            "127.0.0.1",
-            "--socket.port",
-            &port.to_string(),
-        ])
-        .args([
-            "--runtime.path",
-            &fixtures("good"),
-            "--runtime.lua_min_count",
-            "2",
-        ])
-        .args([
-            "--runtime.hot_reload",
-            "false",
-            "--session.token_expiry_sec",
-            "3600",
-        ])
-        .args(["--logger.level", "error"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tidings")
+/// A started server process, killed when dropped, so a failing test leaves none behind.
+pub(crate) struct Running(pub Child);
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+pub(crate) fn start(data: &std::path::Path, port: u16, extra: &[String]) -> Running {
+    Running(
+        Command::new(env!("CARGO_BIN_EXE_tidings"))
+            .args(["--data_dir", data.to_str().expect("path")])
+            .args(extra)
+            .args([
+                "--socket.address",
+                "127.0.0.1",
+                "--socket.port",
+                &port.to_string(),
+            ])
+            .args([
+                "--runtime.path",
+                &fixtures("good"),
+                "--runtime.lua_min_count",
+                "2",
+            ])
+            .args([
+                "--runtime.hot_reload",
+                "false",
+                "--session.token_expiry_sec",
+                "3600",
+            ])
+            .args(["--logger.level", "error"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tidings"),
+    )
 }
 
 pub(crate) async fn wait_healthy(http: &reqwest::Client, base: &str) {
@@ -111,7 +138,7 @@ async fn acknowledged_sends_survive_sigkill_on_postgresql() {
 /// Drives CLIENTS senders against a node that is SIGKILLed KILLS times, then checks that
 /// every acknowledged send is listed once (from `list_port`'s node when given). Returns the
 /// last server process.
-async fn crash_run(data: &std::path::Path, extra: &[String], list_port: Option<u16>) -> Child {
+async fn crash_run(data: &std::path::Path, extra: &[String], list_port: Option<u16>) -> Running {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::builder()

@@ -780,6 +780,11 @@ async fn hostile_scripts_get_clean_errors_and_cannot_poison_later_calls() {
                 setfenv(f, setmetatable({}, { __index = _G })) \
                 local a, b, c = f() return tostring(a) .. tostring(b) .. tostring(c)";
     assert_eq!(eval(&s, &u.token, code).await, "nilnilnil");
+    // Iterating a read-only library still lists it (Lua 5.1's pairs has no __pairs).
+    let code = "local n = 0 for k, v in pairs(os) do n = n + 1 end \
+                local m = 0 for k in next, nk do m = m + 1 end \
+                return n .. ' ' .. tostring(m > 10) .. ' ' .. type(rawget(string, 'format'))";
+    assert_eq!(eval(&s, &u.token, code).await, "4 true function");
     // Nothing stuck: the one VM still has the real functions, and load-time extensions work.
     let code = "return ('abc'):upper() .. type(nk.notification_send) .. math.floor(2.5) \
                 .. string.tidings_trim('  x') .. ('  y'):tidings_trim()";

@@ -16,25 +16,27 @@ async fn json_logs_carry_request_ids_and_no_secrets() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_tidings"))
-        .args(["--data_dir", dir.path().to_str().expect("path")])
-        .args([
-            "--socket.address",
-            "127.0.0.1",
-            "--socket.port",
-            &port.to_string(),
-        ])
-        .args([
-            "--runtime.path",
-            &fixtures("good"),
-            "--runtime.hot_reload",
-            "false",
-        ])
-        .args(["--logger.format", "json", "--logger.level", "debug"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tidings");
+    let mut server = crate::crash::Running(
+        Command::new(env!("CARGO_BIN_EXE_tidings"))
+            .args(["--data_dir", dir.path().to_str().expect("path")])
+            .args([
+                "--socket.address",
+                "127.0.0.1",
+                "--socket.port",
+                &port.to_string(),
+            ])
+            .args([
+                "--runtime.path",
+                &fixtures("good"),
+                "--runtime.hot_reload",
+                "false",
+            ])
+            .args(["--logger.format", "json", "--logger.level", "debug"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tidings"),
+    );
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
