@@ -111,7 +111,12 @@ pub(crate) async fn device_token(http: &reqwest::Client, base: &str, device: &st
 async fn acknowledged_sends_survive_sigkill() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("data");
-    let mut server = crash_run(&data, &[], None).await;
+    let server = crash_run(&data, &[], None).await;
+    kill_and_check(server, &data);
+}
+
+/// SIGKILLs the server, then checks its SQLite file with `PRAGMA integrity_check`.
+pub(crate) fn kill_and_check(mut server: Running, data: &std::path::Path) {
     server.kill().expect("SIGKILL");
     server.wait().expect("reap");
     let db = rusqlite::Connection::open(data.join("tidings.db")).expect("open db");

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::crash::{device_token, free_port, listed_seqs, start, wait_healthy};
+use crate::crash::{device_token, free_port, kill_and_check, listed_seqs, start, wait_healthy};
 
 /// A tmpfs mounted for one test, unmounted when dropped.
 struct Tmpfs {
@@ -118,7 +118,7 @@ async fn a_full_or_read_only_disk_gives_clean_errors_and_the_server_recovers() {
     let fs = Tmpfs::mount("16m");
     let data = fs.path().join("data");
     let port = free_port();
-    let mut server = start(&data, port, &[]);
+    let server = start(&data, port, &[]);
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
@@ -178,17 +178,10 @@ async fn a_full_or_read_only_disk_gives_clean_errors_and_the_server_recovers() {
          (disk full), all acknowledged listed after recovery",
         acked.len()
     );
-    server.kill().expect("kill");
-    server.wait().expect("reap");
-    let db = rusqlite::Connection::open(data.join("tidings.db")).expect("open db");
-    let check: String = db
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("integrity_check");
-    assert_eq!(check, "ok");
+    kill_and_check(server, &data);
 
     // A read-only data dir (remounted once the server is gone: Linux refuses while files
     // are open for writing): a clear refusal to start, not a hang.
-    drop(db);
     fs.remount("ro");
     let out = Command::new(env!("CARGO_BIN_EXE_tidings"))
         .args([

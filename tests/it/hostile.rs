@@ -18,7 +18,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{closed, jwt_claims, next_json, send_text, Server, User, WAIT};
+use crate::support::{
+    closed, jwt_claims, next_json, plain_notification, send_text, Server, User, WAIT,
+};
 
 enum Auth {
     None,
@@ -137,16 +139,7 @@ async fn the_rest_api_refuses_hostile_input_cleanly() {
     let sent = s
         .core
         .notifications
-        .send(vec![tidings::core::notifications::NewNotification {
-            user_id: owner.id,
-            subject: "mine".into(),
-            content: "{}".into(),
-            code: 1,
-            sender_id: None,
-            persistent: true,
-            expire_time: None,
-            keys: Default::default(),
-        }])
+        .send(vec![plain_notification(owner.id, "mine", true)])
         .await
         .expect("send");
     let id = sent[0].id;
@@ -608,16 +601,7 @@ async fn thousands_of_sockets_for_one_player() {
     assert_eq!(s.core.presence.session_count(), SOCKETS);
     s.core
         .notifications
-        .send(vec![tidings::core::notifications::NewNotification {
-            user_id: u.id,
-            subject: "to every socket".into(),
-            content: "{}".into(),
-            code: 1,
-            sender_id: None,
-            persistent: false,
-            expire_time: None,
-            keys: Default::default(),
-        }])
+        .send(vec![plain_notification(u.id, "to every socket", false)])
         .await
         .expect("send");
     let mut ws_other = s.socket(&other.token).await;

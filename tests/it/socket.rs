@@ -4,9 +4,7 @@ use futures_util::SinkExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use tidings::core::notifications::NewNotification;
-
-use crate::support::{closed, next_json, send_text, Server, WAIT};
+use crate::support::{closed, next_json, plain_notification, send_text, Server, WAIT};
 
 #[tokio::test]
 async fn handshake_rules() {
@@ -182,16 +180,7 @@ async fn silent_clients_are_dropped_after_pong_wait() {
         .await;
     }
     assert_eq!(s.core.presence.sessions_of(u.id).len(), 1);
-    let batch = vec![NewNotification {
-        user_id: u.id,
-        subject: "still here".into(),
-        content: "{}".into(),
-        code: 1,
-        sender_id: None,
-        persistent: false,
-        expire_time: None,
-        keys: Default::default(),
-    }];
+    let batch = vec![plain_notification(u.id, "still here", false)];
     s.core.notifications.send(batch).await.unwrap();
     assert_eq!(
         next_json(&mut ws).await["notifications"]["notifications"][0]["subject"],

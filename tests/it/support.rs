@@ -354,3 +354,21 @@ pub async fn wait_for_http(http: &reqwest::Client, base: &str) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A notification with content `{}` and code 1, as most tests send them.
+pub fn plain_notification(
+    user_id: Uuid,
+    subject: &str,
+    persistent: bool,
+) -> tidings::core::notifications::NewNotification {
+    tidings::core::notifications::NewNotification {
+        user_id,
+        subject: subject.to_string(),
+        content: "{}".into(),
+        code: 1,
+        sender_id: None,
+        persistent,
+        expire_time: None,
+        keys: Default::default(),
+    }
+}
