@@ -207,6 +207,42 @@ async fn an_operator_finds_a_player_sends_reads_state_and_deletes() {
     let (_, inbox) = console.call(Method::GET, &inbox_path, None).await;
     assert_eq!(inbox["notifications"], json!([]));
 
+    // Everyone, stored: one broadcast, pushed to ann and listed in every player's inbox
+    // (bob has no socket), and each player's copy deletes on its own.
+    let (status, sent) = console
+        .call(
+            Method::POST,
+            "/v2/console/notification",
+            Some(json!({"all": true, "subject": "Season 4", "code": 3, "persistent": true})),
+        )
+        .await;
+    assert_eq!((status, sent["stored"].clone()), (200, json!(1)), "{sent}");
+    let frame = next_json(&mut ws).await;
+    assert_eq!(
+        frame["notifications"]["notifications"][0]["subject"],
+        "Season 4"
+    );
+    let bob_path = format!("/v2/console/account/{}/inbox", bob.id);
+    let (_, bobs) = console.call(Method::GET, &bob_path, None).await;
+    assert_eq!(bobs["notifications"][0]["subject"], "Season 4");
+    assert_eq!(bobs["unread"], 1);
+    let copy = bobs["notifications"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let (_, deleted) = console
+        .call(
+            Method::DELETE,
+            &format!("/v2/console/account/{}/notification?ids={copy}", bob.id),
+            None,
+        )
+        .await;
+    assert_eq!(deleted["deleted"], 1);
+    let (_, bobs) = console.call(Method::GET, &bob_path, None).await;
+    assert_eq!(bobs["notifications"], json!([]));
+    let (_, anns) = console.call(Method::GET, &inbox_path, None).await;
+    assert_eq!(anns["notifications"][0]["subject"], "Season 4");
+
     // The live view: ann's socket, this node, the runtime's modules and generation.
     let (_, live) = console.call(Method::GET, "/v2/console/status", None).await;
     assert_eq!(live["socket_count"], 1);
