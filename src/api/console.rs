@@ -254,12 +254,15 @@ async fn user_inbox(
     ctx: Arc<Ctx>,
 ) -> Result<Response, Rejection> {
     let id = user_id(&id)?;
-    let account = ctx
+    // The user record only (account() would also read the devices).
+    let user = ctx
         .core
         .accounts
-        .account(id)
+        .users(&[id])
         .await
-        .map_err(ApiError::from)?;
+        .map_err(ApiError::from)?
+        .pop()
+        .ok_or_else(|| ApiError::new(crate::core::Code::NotFound, "User account not found."))?;
     let cursor = query_get(&pairs, "cursor").unwrap_or("");
     let inbox = &ctx.core.inbox;
     let page = inbox
@@ -268,7 +271,7 @@ async fn user_inbox(
         .map_err(ApiError::from)?;
     let counts = inbox.counts(id).await.map_err(ApiError::from)?;
     let mut body = json!({
-        "user": { "id": id.to_string(), "username": account.user.username },
+        "user": { "id": id.to_string(), "username": user.username },
         "notifications": page.items.iter().map(item_json).collect::<Vec<_>>(),
         "unread": counts.unread,
         "unseen": counts.unseen,

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::support::{closed, fresh_pg_schema, next_json, silent, Server, Ws};
-use tidings::core::notifications::NewNotification;
+use crate::support::{closed, fresh_pg_schema, next_json, plain_notification, silent, Server, Ws};
 
 async fn nodes(n: usize, extra: &[(&str, &str)]) -> Vec<Server> {
     nodes_on(&fresh_pg_schema().await.1, n, extra).await
@@ -25,19 +24,6 @@ async fn nodes_on(url: &str, n: usize, extra: &[(&str, &str)]) -> Vec<Server> {
         servers.push(Server::start_with(&settings).await);
     }
     servers
-}
-
-fn note(user: Uuid, subject: &str, persistent: bool) -> NewNotification {
-    NewNotification {
-        user_id: user,
-        subject: subject.to_string(),
-        content: "{}".into(),
-        code: 1,
-        sender_id: None,
-        persistent,
-        expire_time: None,
-        keys: Default::default(),
-    }
 }
 
 /// The subjects of the next `n` notifications pushed to `ws`.
@@ -68,12 +54,12 @@ async fn notifications_cross_nodes_exactly_once() {
     for i in 0..30 {
         a.core
             .notifications
-            .send(vec![note(user.id, &format!("p{i}"), true)])
+            .send(vec![plain_notification(user.id, &format!("p{i}"), true)])
             .await
             .expect("send");
     }
     let batch: Vec<_> = (30..50)
-        .map(|i| note(user.id, &format!("p{i}"), true))
+        .map(|i| plain_notification(user.id, &format!("p{i}"), true))
         .collect();
     a.core.notifications.send(batch).await.expect("send batch");
     let expected: Vec<String> = (0..50).map(|i| format!("p{i}")).collect();
@@ -92,7 +78,7 @@ async fn notifications_cross_nodes_exactly_once() {
     // Pushed-only and send_all reach the other nodes' sockets too.
     a.core
         .notifications
-        .send(vec![note(user.id, "live", false)])
+        .send(vec![plain_notification(user.id, "live", false)])
         .await
         .expect("send live");
     assert_eq!(subjects(&mut on_b, 1).await, ["live"]);
@@ -207,7 +193,7 @@ async fn a_node_that_was_not_listening_catches_up_without_duplicates() {
     assert!(crate::support::silent(&mut on_b, Duration::from_millis(200)).await);
     a.core
         .notifications
-        .send(vec![note(user.id, "loud", true)])
+        .send(vec![plain_notification(user.id, "loud", true)])
         .await
         .expect("send");
     let got: HashSet<String> = subjects(&mut on_b, 6).await.into_iter().collect();
@@ -227,7 +213,7 @@ async fn a_node_that_loses_its_connection_catches_up_without_duplicates() {
     let mut on_b = b.socket(&user.token).await;
     a.core
         .notifications
-        .send(vec![note(user.id, "before", true)])
+        .send(vec![plain_notification(user.id, "before", true)])
         .await
         .expect("send");
     assert_eq!(subjects(&mut on_b, 1).await, ["before"]);
@@ -249,7 +235,11 @@ async fn a_node_that_loses_its_connection_catches_up_without_duplicates() {
     for i in 0..5 {
         a.core
             .notifications
-            .send(vec![note(user.id, &format!("during{i}"), true)])
+            .send(vec![plain_notification(
+                user.id,
+                &format!("during{i}"),
+                true,
+            )])
             .await
             .expect("send");
     }
@@ -260,7 +250,7 @@ async fn a_node_that_loses_its_connection_catches_up_without_duplicates() {
     );
     a.core
         .notifications
-        .send(vec![note(user.id, "after", true)])
+        .send(vec![plain_notification(user.id, "after", true)])
         .await
         .expect("send");
     assert_eq!(subjects(&mut on_b, 1).await, ["after"]);
@@ -572,7 +562,7 @@ async fn inbox_frames_follow_the_user_across_nodes() {
     let sent = a
         .core
         .notifications
-        .send(vec![note(u.id, "cross", true)])
+        .send(vec![plain_notification(u.id, "cross", true)])
         .await
         .expect("send");
     let id = sent[0].id.to_string();

@@ -148,6 +148,18 @@ async fn an_operator_finds_a_player_sends_reads_state_and_deletes() {
     let inbox_path = format!("/v2/console/account/{}/inbox", ann.id);
     let (_, inbox) = console.call(Method::GET, &inbox_path, None).await;
     assert_eq!(inbox["unread"], 1);
+    let (status, missing) = console
+        .call(
+            Method::GET,
+            &format!("/v2/console/account/{}/inbox", uuid::Uuid::new_v4()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, missing["code"].clone()),
+        (404, json!(5)),
+        "{missing}"
+    );
     assert_eq!(inbox["notifications"][0]["id"], id.as_str());
     assert_eq!(inbox["notifications"][0]["read"], false);
 
