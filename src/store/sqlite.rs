@@ -20,6 +20,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -133,6 +134,11 @@ fn open_conn(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.set_prepared_statement_cache_capacity(64);
+    // Plans must not depend on bound values: without this SQLite 3.54 marks `LIMIT ?` (and
+    // parameters compared with indexed columns under STAT4) as plan-relevant, so every cached
+    // statement re-parsed and re-planned itself on each new binding (perf: sqlite3Reprepare
+    // under every list page). We keep no statistics, so no plan is lost.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA mmap_size = 268435456;")?;
     Ok(conn)
 }
