@@ -15,7 +15,7 @@
 //! ```text
 //! cargo run --release --example loadgen -- <scenario> [--url http://127.0.0.1:7350] [--socket-url URL]
 //!     [--duration 10] [--clients 8] [--users 200] [--http-key defaulthttpkey]
-//!     [--server-key defaultkey] [--pid <server pid>] [--sizes 1000,5000] [--stuck 0]
+//!     [--server-key defaultkey] [--pid <server pid>] [--sizes 1000,5000] [--stuck 0] [--rounds 1]
 //! ```
 //!
 //! `--socket-url` puts the players' sockets on another node of a cluster than the one the
@@ -35,8 +35,9 @@
 //!   their queue fills).
 //! - `fanout`: K connected players for K in `--sizes` (default 1000 and 5000; users and
 //!   sockets are opened in parallel batches of 50), then `loadgen.send_all` (http key), first
-//!   non-persistent then persistent: time from the request to the median and the K-th socket
-//!   receiving it. A persistent send_all stores a row for every account in the database,
+//!   non-persistent then persistent (each `--rounds` times, default 1): time from the request
+//!   to the median and the K-th socket receiving it; with `--pid`, the CPU time the server and
+//!   the generator used until the last socket had it. A persistent send_all stores a row for every account in the database,
 //!   including those of earlier runs, so its time grows with the database.
 //! - `list`: stores 10,000 persistent notifications for one player (`loadgen.fill`, 10 calls
 //!   of 1,000), pages through them with limit=100 and the cacheable cursor, checking the count
@@ -148,7 +149,7 @@ type Ws =
 
 const USAGE: &str = "usage: loadgen <send|send_online|fanout|list|store|memory|churn|all> \
 [--url http://127.0.0.1:7350] [--socket-url URL] [--duration 10] [--clients 8] [--users 200] \
-[--http-key defaulthttpkey] [--server-key defaultkey] [--pid PID] [--sizes 1000,5000] [--stuck N]";
+[--http-key defaulthttpkey] [--server-key defaultkey] [--pid PID] [--sizes 1000,5000] [--stuck N] [--rounds 1]";
 
 /// Longest wait for one HTTP exchange.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -189,6 +190,7 @@ struct Args {
     pid: Option<u32>,
     sizes: Vec<usize>,
     stuck: usize,
+    rounds: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -221,6 +223,7 @@ fn parse_args() -> Result<Args, String> {
         pid: None,
         sizes: vec![1000, 5000],
         stuck: 0,
+        rounds: 1,
     };
     while let Some(flag) = it.next() {
         let (key, value) = match flag.split_once('=') {
@@ -240,6 +243,7 @@ fn parse_args() -> Result<Args, String> {
             "--server-key" => a.server_key = value,
             "--pid" => a.pid = Some(number(&key, &value, 1, u32::MAX as u64)? as u32),
             "--stuck" => a.stuck = number(&key, &value, 0, 10_000)? as usize,
+            "--rounds" => a.rounds = number(&key, &value, 1, 100)? as usize,
             "--sizes" => {
                 let mut sizes = Vec::new();
                 for part in value.split(',') {
@@ -311,6 +315,7 @@ struct Ctx {
     sizes: Vec<usize>,
     /// Extra sockets of the first target players that never read (slow consumers).
     stuck: usize,
+    rounds: usize,
 }
 
 impl Ctx {
@@ -423,6 +428,21 @@ fn server_cpu(ctx: &Ctx) -> Option<Duration> {
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     // USER_HZ is 100 on Linux for /proc, whatever the kernel's own tick rate.
     Some(Duration::from_millis(ticks * 10))
+}
+
+/// CPU time of every thread of process `pid` ("self" for the generator), in nanoseconds
+/// from each thread's schedstat: precise enough for a burst of a few milliseconds, where
+/// /proc/<pid>/stat counts 10 ms ticks. Threads that ended are not counted.
+fn threads_cpu(pid: &str) -> Option<Duration> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let path = task.ok()?.path().join("schedstat");
+        let Ok(stat) = std::fs::read_to_string(path) else {
+            continue; // the thread ended meanwhile
+        };
+        total += stat.split(' ').next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(total))
 }
 
 /// ", server CPU N us/op" for a phase that started at CPU time `before` and did `ops`.
@@ -661,6 +681,13 @@ async fn list_page_text(
 // ---------------------------------------------------------------------------------------
 // Sockets
 
+/// tungstenite's default read buffer is 128 KiB, zeroed again before every read: in the
+/// 5,000-socket fan-out that memset was half of the generator's CPU time, on the cores the
+/// server is measured on. Frames here are a few hundred bytes; 4 KiB, as the server uses.
+fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096)
+}
+
 /// Opens `/ws` with a session token, as nakama-js's socket.connect does.
 async fn connect(ctx: &Ctx, token: &str) -> Result<Ws, String> {
     let url = format!(
@@ -668,7 +695,8 @@ async fn connect(ctx: &Ctx, token: &str) -> Result<Ws, String> {
         ctx.ws_base,
         enc(token)
     );
-    match timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(url)).await {
+    let connecting = tokio_tungstenite::connect_async_with_config(url, Some(ws_config()), false);
+    match timeout(CONNECT_TIMEOUT, connecting).await {
         Ok(Ok((ws, _))) => Ok(ws),
         Ok(Err(e)) => Err(format!("socket connect: {e}")),
         Err(_) => Err(format!(
@@ -708,10 +736,13 @@ async fn open_stuck(ctx: &Ctx, device: &str) -> Result<Ws, String> {
         .set_recv_buffer_size(4096)
         .map_err(|e| e.to_string())?;
     let stream = socket.connect(addr).await.map_err(|e| e.to_string())?;
-    let (ws, _) =
-        tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(stream))
-            .await
-            .map_err(|e| format!("stuck socket: {e}"))?;
+    let (ws, _) = tokio_tungstenite::client_async_with_config(
+        url,
+        tokio_tungstenite::MaybeTlsStream::Plain(stream),
+        Some(ws_config()),
+    )
+    .await
+    .map_err(|e| format!("stuck socket: {e}"))?;
     Ok(ws)
 }
 
@@ -1294,7 +1325,8 @@ async fn scenario_fanout(ctx: &Arc<Ctx>) -> bool {
         }
         // Let the last connections settle before measuring.
         sleep(Duration::from_millis(500)).await;
-        for persistent in [false, true] {
+        let kinds = [false, true].map(|p| std::iter::repeat_n(p, ctx.rounds));
+        for persistent in kinds.into_iter().flatten() {
             tag += 1;
             while fan_rx.try_recv().is_ok() {} // stale events of an earlier round
             let kind = if persistent {
@@ -1303,6 +1335,11 @@ async fn scenario_fanout(ctx: &Arc<Ctx>) -> bool {
                 "non-persistent"
             };
             let payload = json!({ "tag": tag, "persistent": persistent }).to_string();
+            let server_pid = ctx.pid.map(|p| p.to_string());
+            let cpu_before = (
+                server_pid.as_deref().and_then(threads_cpu),
+                threads_cpu("self"),
+            );
             let t0 = Instant::now();
             let rpc = rpc_rest(
                 ctx,
@@ -1323,6 +1360,7 @@ async fn scenario_fanout(ctx: &Arc<Ctx>) -> bool {
             let mut dups = 0u64;
             let deadline = t0 + FANOUT_WAIT;
             let mut grace_until: Option<Instant> = None;
+            let mut cpu_after = (None, None);
             loop {
                 let until = grace_until.unwrap_or(deadline);
                 let left = until.saturating_duration_since(Instant::now());
@@ -1340,15 +1378,28 @@ async fn scenario_fanout(ctx: &Arc<Ctx>) -> bool {
                 if seen.len() >= expected && grace_until.is_none() {
                     // Everyone has it; listen a little longer for duplicates.
                     grace_until = Some(Instant::now() + Duration::from_millis(300));
+                    cpu_after = (
+                        server_pid.as_deref().and_then(threads_cpu),
+                        threads_cpu("self"),
+                    );
                 }
             }
+            // CPU used from the request until the last socket had it: who the burst cost.
+            let cpu = match (cpu_before, cpu_after) {
+                ((Some(sb), Some(gb)), (Some(sa), Some(ga))) => format!(
+                    "; CPU until the last: server {}, generator {}",
+                    ms(sa.saturating_sub(sb)),
+                    ms(ga.saturating_sub(gb))
+                ),
+                _ => String::new(),
+            };
             times.sort_unstable();
             let missing = expected.saturating_sub(seen.len());
             let ok = missing == 0 && dups == 0;
             clean &= ok;
             println!(
                 "{} fanout K={expected} {kind}: rpc answered in {}, {}/{expected} sockets received: \
-                 median {}, last (K-th) {}; missing {missing}, duplicates {dups}",
+                 median {}, last (K-th) {}; missing {missing}, duplicates {dups}{cpu}",
                 status(ok),
                 ms(rpc_time),
                 seen.len(),
@@ -1816,6 +1867,7 @@ async fn main() {
         pid: args.pid,
         sizes: args.sizes,
         stuck: args.stuck,
+        rounds: args.rounds,
     });
 
     match http_send(
