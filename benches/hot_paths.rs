@@ -41,7 +41,9 @@ use tidings::core::notifications::Notification;
 use tidings::core::presence::Event;
 use tidings::core::store::{NewIdentity, Store};
 use tidings::core::time::{now_micros, now_secs};
+use tidings::runtime::context::{to_table, Mode, NodeInfo};
 use tidings::runtime::convert::content_to_json;
+use tidings::runtime::CallContext;
 use tidings::store::SqliteStore;
 
 /// The server runs on mimalloc (see `src/main.rs`); measure with the same allocator.
@@ -130,9 +132,43 @@ fn bench_lua_content(c: &mut Criterion) {
         CONTENT_JSON
     );
 
+    // The context of an RPC over REST as nakama-js makes it: a session, its headers, the
+    // peer address. Every RPC builds one.
+    let call = CallContext {
+        user_id: Some(Uuid::new_v4()),
+        username: Some("player_one".into()),
+        session_exp: Some(now_secs() + 7200),
+        headers: [
+            ("accept", "application/json"),
+            ("accept-encoding", "gzip, deflate"),
+            (
+                "authorization",
+                "Bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.e30.x",
+            ),
+            ("connection", "keep-alive"),
+            ("content-length", "42"),
+            ("content-type", "application/json"),
+            ("host", "127.0.0.1:7350"),
+            ("user-agent", "nakama-js/2.8"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), vec![v.to_string()]))
+        .collect(),
+        client_ip: Some("127.0.0.1".into()),
+        client_port: Some("51234".into()),
+        ..CallContext::default()
+    };
+    let node = NodeInfo {
+        node: "tidings".into(),
+        version: "bench".into(),
+    };
+
     let mut group = configured_group(c, "lua", Duration::from_secs(2));
     group.bench_function("content_to_json", |b| {
         b.iter(|| content_to_json(black_box(&table)))
+    });
+    group.bench_function("context_table_rest_rpc", |b| {
+        b.iter(|| to_table(&lua, black_box(&call), Mode::Rpc, &node))
     });
     group.finish();
 }
@@ -404,6 +440,9 @@ fn bench_broadcast(c: &mut Criterion) {
                 .expect("insert the broadcast")
         })
     });
+    // One broadcast whatever the filter let run above, so the check below holds.
+    rt.block_on(store.insert_broadcast(notification(Uuid::nil())))
+        .expect("insert a broadcast");
     let last = *users.last().expect("users");
     let listed = rt
         .block_on(store.list_notifications(last, None, 1))

@@ -52,7 +52,7 @@ pub struct NodeInfo {
 }
 
 fn string_lists(lua: &Lua, pairs: &[(String, Vec<String>)]) -> mlua::Result<Table> {
-    let t = lua.create_table()?;
+    let t = lua.create_table_with_capacity(0, pairs.len())?;
     for (k, values) in pairs {
         t.set(
             k.as_str(),
@@ -62,17 +62,22 @@ fn string_lists(lua: &Lua, pairs: &[(String, Vec<String>)]) -> mlua::Result<Tabl
     Ok(t)
 }
 
+/// The most fields `to_table` sets.
+const CONTEXT_FIELDS: usize = 16;
+
 /// Builds the Lua `context` table.
 pub fn to_table(lua: &Lua, ctx: &CallContext, mode: Mode, node: &NodeInfo) -> mlua::Result<Table> {
-    let t = lua.create_table()?;
+    // Sized for every field below up front: grown one by one, the table rehashed five times.
+    let t = lua.create_table_with_capacity(0, CONTEXT_FIELDS)?;
     t.set("env", lua.create_table()?)?;
     t.set("execution_mode", mode.as_str())?;
     t.set("node", node.node.as_str())?;
     t.set("version", node.version.as_str())?;
     t.set("headers", string_lists(lua, &ctx.headers)?)?;
     t.set("query_params", string_lists(lua, &ctx.query_params)?)?;
+    let mut buf = Uuid::encode_buffer();
     if let Some(user_id) = ctx.user_id {
-        t.set("user_id", user_id.to_string())?;
+        t.set("user_id", &*user_id.hyphenated().encode_lower(&mut buf))?;
         t.set("username", ctx.username.as_deref().unwrap_or(""))?;
         if !ctx.vars.is_empty() {
             let vars = lua.create_table()?;
@@ -97,6 +102,6 @@ pub fn to_table(lua: &Lua, ctx: &CallContext, mode: Mode, node: &NodeInfo) -> ml
     if let Some(port) = &ctx.client_port {
         t.set("client_port", port.as_str())?;
     }
-    t.set("trace_id", Uuid::new_v4().simple().to_string())?;
+    t.set("trace_id", &*Uuid::new_v4().simple().encode_lower(&mut buf))?;
     Ok(t)
 }
