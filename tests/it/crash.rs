@@ -48,29 +48,37 @@ impl Drop for Running {
     }
 }
 
+/// The server binary on `data` and `port` with the "good" fixtures, two Lua VMs, no file
+/// watching and hour-long tokens; the caller adds its own flags, the log settings and stdio.
+pub(crate) fn command(data: &std::path::Path, port: u16) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tidings"));
+    command
+        .args(["--data_dir", data.to_str().expect("path")])
+        .args([
+            "--socket.address",
+            "127.0.0.1",
+            "--socket.port",
+            &port.to_string(),
+        ])
+        .args([
+            "--runtime.path",
+            &fixtures("good"),
+            "--runtime.lua_min_count",
+            "2",
+        ])
+        .args([
+            "--runtime.hot_reload",
+            "false",
+            "--session.token_expiry_sec",
+            "3600",
+        ]);
+    command
+}
+
 pub(crate) fn start(data: &std::path::Path, port: u16, extra: &[String]) -> Running {
     Running(
-        Command::new(env!("CARGO_BIN_EXE_tidings"))
-            .args(["--data_dir", data.to_str().expect("path")])
+        command(data, port)
             .args(extra)
-            .args([
-                "--socket.address",
-                "127.0.0.1",
-                "--socket.port",
-                &port.to_string(),
-            ])
-            .args([
-                "--runtime.path",
-                &fixtures("good"),
-                "--runtime.lua_min_count",
-                "2",
-            ])
-            .args([
-                "--runtime.hot_reload",
-                "false",
-                "--session.token_expiry_sec",
-                "3600",
-            ])
             .args(["--logger.level", "error"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -9,7 +9,6 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use crate::crash::{device_token, free_port, wait_healthy};
-use crate::support::fixtures;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_carry_request_ids_and_no_secrets() {
@@ -17,20 +16,7 @@ async fn json_logs_carry_request_ids_and_no_secrets() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut server = crate::crash::Running(
-        Command::new(env!("CARGO_BIN_EXE_tidings"))
-            .args(["--data_dir", dir.path().to_str().expect("path")])
-            .args([
-                "--socket.address",
-                "127.0.0.1",
-                "--socket.port",
-                &port.to_string(),
-            ])
-            .args([
-                "--runtime.path",
-                &fixtures("good"),
-                "--runtime.hot_reload",
-                "false",
-            ])
+        crate::crash::command(dir.path(), port)
             .args(["--logger.format", "json", "--logger.level", "debug"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
