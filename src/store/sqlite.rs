@@ -2097,3 +2097,40 @@ impl Store for SqliteStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::StatementStatus;
+
+    use super::*;
+
+    /// A cached list-page statement keeps its plan across bindings. Without the planner
+    /// stability guarantee SQLite 3.54 re-prepared it on every new `LIMIT ?` value, a full
+    /// parse and plan per page (BENCHMARKS.md).
+    #[test]
+    fn cached_statements_are_not_reprepared_on_new_bindings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
+        let mut conn = open_conn(&dir.path().join("t.sqlite3"), flags).expect("open");
+        migrate(&mut conn).expect("migrate");
+        let sql = format!(
+            "SELECT {NOTIFICATION_COLS} FROM notification \
+             WHERE user_id = ?1 AND (create_time, id) > (?2, ?3) AND {} \
+             ORDER BY create_time, id LIMIT ?4",
+            live_sql("?5")
+        );
+        let mut stmt = conn.prepare_cached(&sql).expect("prepare");
+        for limit in 1..=5i64 {
+            let user = Uuid::new_v4().as_bytes().to_vec();
+            let rows = stmt
+                .query_map(params![user, limit, Vec::<u8>::new(), limit, limit], |_| {
+                    Ok(())
+                })
+                .expect("query")
+                .count();
+            assert_eq!(rows, 0);
+        }
+        assert_eq!(stmt.get_status(StatementStatus::Run), 5, "ran five times");
+        assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0);
+    }
+}
