@@ -32,7 +32,10 @@
 //!   With `--stuck N`, the first N target players also hold a second socket that is never
 //!   read (4 KiB receive buffer): slow consumers receiving every send to them, whose
 //!   effect on everyone else's latency the run then shows (and which the server closes once
-//!   their queue fills).
+//!   their queue fills). With `--console URL` a third run sends the same notifications
+//!   through the admin console's send route (`--console-login user:password`, default
+//!   admin:password): the same HTTP, core, store and socket path without Lua, which shows
+//!   what the Lua call costs (Tidings only; Nakama's console has no such route).
 //! - `fanout`: K connected players for K in `--sizes` (default 1000 and 5000; users and
 //!   sockets are opened in parallel batches of 50), then `loadgen.send_all` (http key), first
 //!   non-persistent then persistent (each `--rounds` times, default 1): time from the request
@@ -58,7 +61,9 @@
 //!
 //! With `--pid`, the send and list lines also give the server's CPU time per operation (user +
 //! system, all threads, from /proc): on a machine where the generator shares the cores it is
-//! the figure that says what the server itself costs.
+//! the figure that says what the server itself costs. They always give the generator's own
+//! CPU per operation: on shared cores the two together bound the rate (2 cores at
+//! (server + generator) us per op allow 2,000,000 / (server + generator) ops a second).
 //!
 //! Start-up time is measured outside this program, from process start to the first 200 from
 //! `/healthcheck` (stop any server on :7350 first; add `--prepare 'rm -rf /tmp/tl-st'` for a
@@ -149,7 +154,8 @@ type Ws =
 
 const USAGE: &str = "usage: loadgen <send|send_online|fanout|list|store|memory|churn|all> \
 [--url http://127.0.0.1:7350] [--socket-url URL] [--duration 10] [--clients 8] [--users 200] \
-[--http-key defaulthttpkey] [--server-key defaultkey] [--pid PID] [--sizes 1000,5000] [--stuck N] [--rounds 1]";
+[--http-key defaulthttpkey] [--server-key defaultkey] [--pid PID] [--sizes 1000,5000] [--stuck N] [--rounds 1] \
+[--console http://127.0.0.1:7351] [--console-login admin:password]";
 
 /// Longest wait for one HTTP exchange.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -191,6 +197,9 @@ struct Args {
     sizes: Vec<usize>,
     stuck: usize,
     rounds: usize,
+    /// The admin console's base URL: send / send_online add a phase through its send route.
+    console: Option<String>,
+    console_login: (String, String),
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -224,6 +233,8 @@ fn parse_args() -> Result<Args, String> {
         sizes: vec![1000, 5000],
         stuck: 0,
         rounds: 1,
+        console: None,
+        console_login: ("admin".into(), "password".into()),
     };
     while let Some(flag) = it.next() {
         let (key, value) = match flag.split_once('=') {
@@ -244,6 +255,17 @@ fn parse_args() -> Result<Args, String> {
             "--pid" => a.pid = Some(number(&key, &value, 1, u32::MAX as u64)? as u32),
             "--stuck" => a.stuck = number(&key, &value, 0, 10_000)? as usize,
             "--rounds" => a.rounds = number(&key, &value, 1, 100)? as usize,
+            "--console" => {
+                let url = value.trim_end_matches('/').to_string();
+                loopback_ws_base(&url)?;
+                a.console = Some(url);
+            }
+            "--console-login" => {
+                let (user, password) = value
+                    .split_once(':')
+                    .ok_or("--console-login must be user:password")?;
+                a.console_login = (user.to_string(), password.to_string());
+            }
             "--sizes" => {
                 let mut sizes = Vec::new();
                 for part in value.split(',') {
@@ -316,6 +338,8 @@ struct Ctx {
     /// Extra sockets of the first target players that never read (slow consumers).
     stuck: usize,
     rounds: usize,
+    console: Option<String>,
+    console_login: (String, String),
 }
 
 impl Ctx {
@@ -415,19 +439,23 @@ impl Rng {
     }
 }
 
-/// Awaits tasks for at most `limit` in total; a task still running then is aborted and,
-/// like a panicked one, counted as a failure.
-/// CPU time the server process used (all threads, user + system), from /proc/<pid>/stat,
-/// when `--pid` names it. Server and load generator share the cores here, so throughput is
-/// partly the generator's limit; CPU per operation is the server's own cost.
-fn server_cpu(ctx: &Ctx) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", ctx.pid?)).ok()?;
+/// CPU time a process used (all threads, user + system), from /proc/<pid>/stat ("self" for
+/// the generator), in 10 ms ticks.
+fn process_cpu(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split(' ').collect();
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     // USER_HZ is 100 on Linux for /proc, whatever the kernel's own tick rate.
     Some(Duration::from_millis(ticks * 10))
+}
+
+/// CPU time the server process used, when `--pid` names it. Server and load generator share
+/// the cores here, so throughput is partly the generator's limit; CPU per operation is the
+/// server's own cost.
+fn server_cpu(ctx: &Ctx) -> Option<Duration> {
+    process_cpu(&ctx.pid?.to_string())
 }
 
 /// CPU time of every thread of process `pid` ("self" for the generator), in nanoseconds
@@ -445,17 +473,41 @@ fn threads_cpu(pid: &str) -> Option<Duration> {
     Some(Duration::from_nanos(total))
 }
 
-/// ", server CPU N us/op" for a phase that started at CPU time `before` and did `ops`.
-fn cpu_per_op(ctx: &Ctx, before: Option<Duration>, ops: u64) -> String {
-    match (before, server_cpu(ctx)) {
-        (Some(b), Some(a)) if ops > 0 => format!(
-            ", server CPU {:.0} us/op",
-            a.saturating_sub(b).as_secs_f64() * 1e6 / ops as f64
-        ),
-        _ => String::new(),
+/// CPU used so far by the server (with `--pid`) and by this generator.
+#[derive(Clone, Copy)]
+struct CpuMark {
+    server: Option<Duration>,
+    generator: Option<Duration>,
+}
+
+fn cpu_mark(ctx: &Ctx) -> CpuMark {
+    CpuMark {
+        server: server_cpu(ctx),
+        generator: process_cpu("self"),
     }
 }
 
+/// ", server CPU N us/op, generator M us/op" for a phase that started at `before` and did
+/// `ops`. Both share the machine's cores, so together they bound the rate: at 2 cores,
+/// (N + M) us/op allows at most 2,000,000 / (N + M) operations a second.
+fn cpu_per_op(ctx: &Ctx, before: CpuMark, ops: u64) -> String {
+    let per_op = |b: Option<Duration>, a: Option<Duration>| match (b, a) {
+        (Some(b), Some(a)) if ops > 0 => Some(a.saturating_sub(b).as_secs_f64() * 1e6 / ops as f64),
+        _ => None,
+    };
+    let after = cpu_mark(ctx);
+    let mut out = String::new();
+    if let Some(us) = per_op(before.server, after.server) {
+        out += &format!(", server CPU {us:.0} us/op");
+    }
+    if let Some(us) = per_op(before.generator, after.generator) {
+        out += &format!(", generator CPU {us:.0} us/op");
+    }
+    out
+}
+
+/// Awaits tasks for at most `limit` in total; a task still running then is aborted and,
+/// like a panicked one, counted as a failure.
 async fn join_within<T>(handles: Vec<JoinHandle<T>>, limit: Duration) -> (Vec<T>, u64) {
     let deadline = Instant::now() + limit;
     let (mut out, mut failed) = (Vec::with_capacity(handles.len()), 0);
@@ -989,6 +1041,55 @@ async fn stop_readers(
 enum Transport {
     Rest,
     Socket,
+    /// The admin console's send route: the same notification without Lua.
+    Console,
+}
+
+/// A console session token (`--console`).
+async fn console_token(ctx: &Ctx, console: &str) -> Result<String, String> {
+    let (username, password) = &ctx.console_login;
+    let req = ctx
+        .http
+        .post(format!("{console}/v2/console/authenticate"))
+        .json(&json!({ "username": username, "password": password }));
+    let (status, text) = http_send(req, HTTP_TIMEOUT).await?;
+    if !status.is_success() {
+        return Err(format!("console login: {status} {}", short(&text)));
+    }
+    let v: Value = serde_json::from_str(&text).map_err(|e| format!("console login: {e}"))?;
+    v["token"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| "console login: no token".to_string())
+}
+
+/// POST /v2/console/notification: what `loadgen.send` sends, straight to the core.
+async fn console_send(
+    ctx: &Ctx,
+    console: &str,
+    token: &str,
+    user_id: &str,
+    seq: u64,
+    persistent: bool,
+    start: Instant,
+) -> Result<String, String> {
+    let body = json!({
+        "user_id": user_id,
+        "subject": "lg",
+        "content": { "seq": seq, "t": start.elapsed().as_micros() as u64 },
+        "code": 1,
+        "persistent": persistent,
+    });
+    let req = ctx
+        .http
+        .post(format!("{console}/v2/console/notification"))
+        .bearer_auth(token)
+        .json(&body);
+    let (status, text) = http_send(req, HTTP_TIMEOUT).await?;
+    if !status.is_success() {
+        return Err(format!("console send: {status} {}", short(&text)));
+    }
+    Ok(text)
 }
 
 fn send_payload(user_id: &str, seq: u64, persistent: bool, start: Instant) -> String {
@@ -1034,6 +1135,19 @@ async fn sender(spec: SenderSpec) -> (u64, u64) {
         }
     };
     let mut ws = None;
+    let mut console = None;
+    if transport == Transport::Console {
+        let Some(url) = ctx.console.clone() else {
+            return (0, 1);
+        };
+        match console_token(&ctx, &url).await {
+            Ok(token) => console = Some((url, token)),
+            Err(e) => {
+                note("sender console login", &e);
+                return (0, 1);
+            }
+        }
+    }
     if transport == Transport::Socket {
         match connect(&ctx, &sess.token).await {
             Ok(s) => ws = Some(s),
@@ -1051,7 +1165,7 @@ async fn sender(spec: SenderSpec) -> (u64, u64) {
         let target = &targets[rng.below(targets.len())];
         let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
         let payload = send_payload(&target.user_id, seq, persistent, start);
-        if ws.is_none() {
+        if transport == Transport::Rest {
             if let Err(e) = sess.fresh(&ctx).await {
                 note("sender re-authenticate", &e);
                 failed += 1;
@@ -1066,8 +1180,12 @@ async fn sender(spec: SenderSpec) -> (u64, u64) {
                 ok: false,
             },
         );
-        let result = match ws.as_mut() {
-            None => {
+        let result = match (ws.as_mut(), &console) {
+            (Some(ws), _) => rpc_socket(ws, n + 1, "loadgen.send", &payload, HTTP_TIMEOUT).await,
+            (None, Some((url, token))) => {
+                console_send(&ctx, url, token, &target.user_id, seq, persistent, start).await
+            }
+            (None, None) => {
                 rpc_rest(
                     &ctx,
                     "loadgen.send",
@@ -1077,7 +1195,6 @@ async fn sender(spec: SenderSpec) -> (u64, u64) {
                 )
                 .await
             }
-            Some(ws) => rpc_socket(ws, n + 1, "loadgen.send", &payload, HTTP_TIMEOUT).await,
         };
         match result {
             Ok(_) => {
@@ -1130,9 +1247,10 @@ async fn send_phase(
     persistent: bool,
     transport: Transport,
 ) -> bool {
-    let over = match transport {
-        Transport::Rest => "REST",
-        Transport::Socket => "socket",
+    let (over, tag) = match transport {
+        Transport::Rest => ("REST", "REST"),
+        Transport::Socket => ("socket", "socket"),
+        Transport::Console => ("the console route (no Lua)", "console"),
     };
     let label = format!(
         "{name} ({}) over {over}",
@@ -1150,12 +1268,12 @@ async fn send_phase(
     let lo = shared.next_seq.load(Ordering::SeqCst);
     let lost_before = shared.lost.load(Ordering::Relaxed);
     let bad_before = shared.bad_frames.load(Ordering::Relaxed);
-    let cpu_before = server_cpu(ctx);
+    let cpu_before = cpu_mark(ctx);
     let start = Instant::now();
     let end = start + ctx.duration;
     let tasks: Vec<_> = (0..ctx.clients)
         .map(|c| {
-            let device = ctx.device(&format!("{name}-{over}-sender"), c);
+            let device = ctx.device(&format!("{name}-{tag}-sender"), c);
             tokio::spawn(sender(SenderSpec {
                 ctx: ctx.clone(),
                 shared: shared.clone(),
@@ -1282,9 +1400,13 @@ async fn scenario_send(ctx: &Arc<Ctx>, persistent: bool) -> bool {
     let targets = Arc::new(targets);
     let rest = send_phase(ctx, &shared, &targets, name, persistent, Transport::Rest).await;
     let socket = send_phase(ctx, &shared, &targets, name, persistent, Transport::Socket).await;
+    let console = match ctx.console {
+        Some(_) => send_phase(ctx, &shared, &targets, name, persistent, Transport::Console).await,
+        None => true,
+    };
     drop(stuck);
     stop_readers(&shared, stop_tx, readers).await;
-    open_errors == 0 && rest && socket
+    open_errors == 0 && rest && socket && console
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1541,7 +1663,7 @@ async fn scenario_list(ctx: &Arc<Ctx>) -> bool {
     let start = Instant::now();
     let end = start + ctx.duration;
     let expect_len = (LIST_PAGE as u64).min(total.max(1)) as usize;
-    let cpu_before = server_cpu(ctx);
+    let cpu_before = cpu_mark(ctx);
     let tasks: Vec<_> = (0..ctx.clients)
         .map(|_| {
             let ctx = ctx.clone();
@@ -1868,6 +1990,8 @@ async fn main() {
         sizes: args.sizes,
         stuck: args.stuck,
         rounds: args.rounds,
+        console: args.console,
+        console_login: args.console_login,
     });
 
     match http_send(
