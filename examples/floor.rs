@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --example floor -- http_ws [--duration 10] [--clients 8] [--sockets 200]
+//! cargo run --release --example floor -- fanout  [--sockets 5000] [--rounds 5]   (ulimit -n 20000)
 //! cargo run --release --example floor -- commit  [--duration 10] [--clients 8] [--rows 1000000]
 //! ```
 //!
@@ -15,6 +16,9 @@
 //!   per socket reading frames. Reports requests/s, latency from the request to the socket
 //!   receiving the frame, and the CPU per request of the server threads and the client
 //!   threads (two runtimes in this one process, on the same two cores).
+//! - `fanout`: the issue's "fan-out: about 10 us per socket": the same bare server, `--sockets`
+//!   sockets, one request that queues a frame for each; time to the last socket and the CPU of
+//!   both sides until then, median of `--rounds`.
 //! - `commit`: the issue's "SQLite group commit": one writer thread, `--clients` producers
 //!   each waiting for its commit, a `--rows` table keyed by user (`WITHOUT ROWID`), WAL,
 //!   `synchronous=NORMAL`, passive checkpoints on a second connection. Reports rows/s,
@@ -41,8 +45,8 @@ use tokio_tungstenite::tungstenite::Message;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const USAGE: &str = "usage: floor <http_ws|commit> [--duration 10] [--clients 8] \
-[--sockets 200] [--rows 1000000]";
+const USAGE: &str = "usage: floor <http_ws|fanout|commit> [--duration 10] [--clients 8] \
+[--sockets 200] [--rows 1000000] [--rounds 5]";
 
 struct Args {
     mode: String,
@@ -50,12 +54,13 @@ struct Args {
     clients: usize,
     sockets: usize,
     rows: u64,
+    rounds: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let mode = it.next().ok_or("missing mode")?;
-    if mode != "http_ws" && mode != "commit" {
+    if !["http_ws", "fanout", "commit"].contains(&mode.as_str()) {
         return Err(format!("unknown mode {mode:?}"));
     }
     let mut a = Args {
@@ -64,6 +69,7 @@ fn parse_args() -> Result<Args, String> {
         clients: 8,
         sockets: 200,
         rows: 1_000_000,
+        rounds: 5,
     };
     while let Some(flag) = it.next() {
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -75,6 +81,7 @@ fn parse_args() -> Result<Args, String> {
             "--clients" if (1..=256).contains(&n) => a.clients = n as usize,
             "--sockets" if (1..=10_000).contains(&n) => a.sockets = n as usize,
             "--rows" if n <= 10_000_000 => a.rows = n,
+            "--rounds" if (1..=100).contains(&n) => a.rounds = n as usize,
             _ => return Err(format!("{flag} {value} is out of range")),
         }
     }
@@ -91,6 +98,7 @@ fn main() {
     };
     let ok = match args.mode.as_str() {
         "http_ws" => http_ws(&args),
+        "fanout" => fanout(&args),
         _ => commit(&args),
     };
     if !ok {
@@ -159,7 +167,7 @@ fn ws_config() -> WebSocketConfig {
 }
 
 /// The server: sockets register on `/ws`'s listener; `POST /send/<socket>/<seq>` queues the
-/// frame `<seq>` for that socket and answers 200.
+/// frame `<seq>` for that socket, `POST /all/<seq>` for every socket, and both answer 200.
 async fn serve(http: TcpListener, ws: TcpListener, sockets: usize) {
     let mut outs: Vec<tmpsc::UnboundedSender<u64>> = Vec::with_capacity(sockets);
     for _ in 0..sockets {
@@ -189,11 +197,22 @@ async fn serve(http: TcpListener, ws: TcpListener, sockets: usize) {
         let outs = outs.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: hyper::Request<Incoming>| {
-                let mut parts = req.uri().path().split('/').skip(2);
+                let mut parts = req.uri().path().split('/').skip(1);
+                let route = parts.next().unwrap_or("");
                 let to = parts.next().and_then(|v| v.parse::<usize>().ok());
                 let seq = parts.next().and_then(|v| v.parse::<u64>().ok());
-                let status = match (to.and_then(|i| outs.get(i)), seq) {
-                    (Some(out), Some(seq)) if out.send(seq).is_ok() => 200,
+                let status = match (route, to, seq) {
+                    (_, Some(i), Some(seq)) if route == "send" => match outs.get(i) {
+                        Some(out) if out.send(seq).is_ok() => 200,
+                        _ => 404,
+                    },
+                    // POST /all/<seq>/ : the frame to every socket.
+                    (_, Some(seq), None) if route == "all" => {
+                        for out in outs.iter() {
+                            let _ = out.send(seq as u64);
+                        }
+                        200
+                    }
                     _ => 404,
                 };
                 let mut res = hyper::Response::new(String::new());
@@ -212,6 +231,8 @@ struct Board {
     start: Instant,
     sent_at: Vec<AtomicU64>,
     received: AtomicU64,
+    /// When the latest frame arrived (ns since `start`).
+    last_ns: AtomicU64,
     wrong: AtomicU64,
     latencies: Mutex<Vec<u64>>,
     stop: AtomicBool,
@@ -254,86 +275,126 @@ async fn read_answer(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Resu
     }
 }
 
-fn http_ws(args: &Args) -> bool {
-    let server = runtime("floor-srv");
-    let client = runtime("floor-cli");
-    let (http, ws) = match server.block_on(async {
-        Ok::<_, std::io::Error>((
-            TcpListener::bind("127.0.0.1:0").await?,
-            TcpListener::bind("127.0.0.1:0").await?,
-        ))
-    }) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("cannot listen: {e}");
-            return false;
-        }
-    };
-    let (http_addr, ws_addr) = match (http.local_addr(), ws.local_addr()) {
-        (Ok(h), Ok(w)) => (h, w),
-        _ => return false,
-    };
-    let sockets = args.sockets;
-    server.spawn(serve(http, ws, sockets));
-
-    // At most 200,000 requests a second for the whole run: the sequence space is bounded.
-    let capacity = (args.duration.as_secs() as usize + 1) * 200_000;
-    let board = Arc::new(Board {
-        start: Instant::now(),
-        sent_at: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
-        received: AtomicU64::new(0),
-        wrong: AtomicU64::new(0),
-        latencies: Mutex::new(Vec::new()),
-        stop: AtomicBool::new(false),
-    });
-    let next_seq = Arc::new(AtomicU64::new(1));
-    let clients = args.clients;
-    let duration = args.duration;
-    let shared = board.clone();
-    let result = client.block_on(async move {
-        let board = shared;
-        // The sockets, connected in order, so socket i is the server's i-th.
-        let mut readers = Vec::new();
-        for _ in 0..sockets {
-            let url = format!("ws://{ws_addr}/");
-            let (mut socket, _) =
-                tokio_tungstenite::connect_async_with_config(url, Some(ws_config()), true)
-                    .await
-                    .map_err(|e| format!("socket: {e}"))?;
-            let board = board.clone();
-            readers.push(tokio::spawn(async move {
-                let mut mine = Vec::new();
-                loop {
-                    let msg = match tokio::time::timeout(Duration::from_millis(500), socket.next())
-                        .await
-                    {
+/// Connects `sockets` sockets in order (socket i is the server's i-th), each read by its own
+/// task that records every frame's latency on `board`.
+async fn open_readers(
+    ws_addr: std::net::SocketAddr,
+    sockets: usize,
+    board: &Arc<Board>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, String> {
+    let mut readers = Vec::with_capacity(sockets);
+    for _ in 0..sockets {
+        let url = format!("ws://{ws_addr}/");
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async_with_config(url, Some(ws_config()), true)
+                .await
+                .map_err(|e| format!("socket: {e}"))?;
+        let board = board.clone();
+        readers.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let msg =
+                    match tokio::time::timeout(Duration::from_millis(500), socket.next()).await {
                         Ok(Some(Ok(msg))) => msg,
                         Ok(_) => break,
                         // Quiet: done once the senders have stopped.
                         Err(_) if board.stop.load(Ordering::Relaxed) => break,
                         Err(_) => continue,
                     };
-                    let text = msg.to_text().unwrap_or("");
-                    let seq = text
-                        .rsplit(':')
-                        .next()
-                        .and_then(|v| v.trim_end_matches('}').parse::<usize>().ok());
-                    match seq.and_then(|s| board.sent_at.get(s)) {
-                        Some(at) => {
-                            let now = board.start.elapsed().as_nanos() as u64;
-                            mine.push(now.saturating_sub(at.load(Ordering::Relaxed)) / 1000);
-                            board.received.fetch_add(1, Ordering::Relaxed);
-                        }
-                        None => {
-                            board.wrong.fetch_add(1, Ordering::Relaxed);
-                        }
+                let text = msg.to_text().unwrap_or("");
+                let seq = text
+                    .rsplit(':')
+                    .next()
+                    .and_then(|v| v.trim_end_matches('}').parse::<usize>().ok());
+                match seq.and_then(|s| board.sent_at.get(s)) {
+                    Some(at) => {
+                        let now = board.start.elapsed().as_nanos() as u64;
+                        mine.push(now.saturating_sub(at.load(Ordering::Relaxed)) / 1000);
+                        board.last_ns.fetch_max(now, Ordering::Relaxed);
+                        board.received.fetch_add(1, Ordering::Relaxed);
+                    }
+                    None => {
+                        board.wrong.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                if let Ok(mut all) = board.latencies.lock() {
-                    all.extend(mine);
-                }
-            }));
+            }
+            if let Ok(mut all) = board.latencies.lock() {
+                all.extend(mine);
+            }
+        }));
+    }
+    Ok(readers)
+}
+
+/// The server's and the clients' runtimes, the server started for `sockets` sockets, and its
+/// HTTP and WebSocket addresses.
+struct Setup {
+    server: tokio::runtime::Runtime,
+    client: tokio::runtime::Runtime,
+    http_addr: std::net::SocketAddr,
+    ws_addr: std::net::SocketAddr,
+}
+
+fn setup(sockets: usize) -> Option<Setup> {
+    let server = runtime("floor-srv");
+    let client = runtime("floor-cli");
+    let listeners = server.block_on(async {
+        Ok::<_, std::io::Error>((
+            TcpListener::bind("127.0.0.1:0").await?,
+            TcpListener::bind("127.0.0.1:0").await?,
+        ))
+    });
+    let (http, ws) = match listeners {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("cannot listen: {e}");
+            return None;
         }
+    };
+    let (http_addr, ws_addr) = (http.local_addr().ok()?, ws.local_addr().ok()?);
+    server.spawn(serve(http, ws, sockets));
+    Some(Setup {
+        server,
+        client,
+        http_addr,
+        ws_addr,
+    })
+}
+
+fn new_board(capacity: usize) -> Arc<Board> {
+    Arc::new(Board {
+        start: Instant::now(),
+        sent_at: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
+        received: AtomicU64::new(0),
+        last_ns: AtomicU64::new(0),
+        wrong: AtomicU64::new(0),
+        latencies: Mutex::new(Vec::new()),
+        stop: AtomicBool::new(false),
+    })
+}
+
+fn http_ws(args: &Args) -> bool {
+    let sockets = args.sockets;
+    let Some(Setup {
+        server,
+        client,
+        http_addr,
+        ws_addr,
+    }) = setup(sockets)
+    else {
+        return false;
+    };
+
+    // At most 200,000 requests a second for the whole run: the sequence space is bounded.
+    let capacity = (args.duration.as_secs() as usize + 1) * 200_000;
+    let board = new_board(capacity);
+    let next_seq = Arc::new(AtomicU64::new(1));
+    let clients = args.clients;
+    let duration = args.duration;
+    let shared = board.clone();
+    let result = client.block_on(async move {
+        let board = shared;
+        let readers = open_readers(ws_addr, sockets, &board).await?;
         let cpu = (threads_cpu("floor-srv"), threads_cpu("floor-cli"));
         let begin = Instant::now();
         let end = begin + duration;
@@ -419,6 +480,95 @@ fn http_ws(args: &Args) -> bool {
     drop(client);
     server.shutdown_background();
     clean
+}
+
+// ---------------------------------------------------------------------------------------
+// fanout
+
+/// `--rounds` times: one request makes the server queue a frame for each of `--sockets`
+/// sockets; time from the request to the last socket receiving it, and the CPU both sides
+/// used until then.
+fn fanout(args: &Args) -> bool {
+    let sockets = args.sockets;
+    let Some(Setup {
+        server,
+        client,
+        http_addr,
+        ws_addr,
+    }) = setup(sockets)
+    else {
+        return false;
+    };
+    let board = new_board(args.rounds + 1);
+    let rounds = args.rounds;
+    let shared = board.clone();
+    let result = client.block_on(async move {
+        let board = shared;
+        let readers = open_readers(ws_addr, sockets, &board).await?;
+        let mut stream = TcpStream::connect(http_addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let mut buf = Vec::new();
+        let mut lines = Vec::new();
+        for round in 1..=rounds {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let cpu = (threads_cpu("floor-srv"), threads_cpu("floor-cli"));
+            let target = (round * sockets) as u64;
+            let at = board.start.elapsed().as_nanos() as u64;
+            board.sent_at[round].store(at, Ordering::Relaxed);
+            let req =
+                format!("POST /all/{round} HTTP/1.1\r\nHost: floor\r\nContent-Length: 0\r\n\r\n");
+            stream
+                .write_all(req.as_bytes())
+                .await
+                .map_err(|e| e.to_string())?;
+            if !read_answer(&mut stream, &mut buf)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                return Err("the fan-out request failed".to_string());
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while board.received.load(Ordering::Relaxed) < target {
+                if Instant::now() > deadline {
+                    return Err(format!("round {round}: not every socket had the frame"));
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let cpu_after = (threads_cpu("floor-srv"), threads_cpu("floor-cli"));
+            let last = board.last_ns.load(Ordering::Relaxed).saturating_sub(at);
+            lines.push((last, cpu_after.0 - cpu.0, cpu_after.1 - cpu.1));
+        }
+        board.stop.store(true, Ordering::Relaxed);
+        for r in readers {
+            let _ = r.await;
+        }
+        Ok::<_, String>(lines)
+    });
+    let mut lines = match result {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("fanout: {e}");
+            return false;
+        }
+    };
+    lines.sort_unstable();
+    let ms = |ns: u64| ns as f64 / 1e6;
+    let (last, srv, cli) = lines[lines.len() / 2];
+    println!(
+        "ok   fanout: {sockets} sockets, {rounds} rounds: last socket median {:.2} ms (fastest \
+         {:.2}, slowest {:.2}); in the median round, CPU until the last socket: server {:.2} ms, \
+         clients {:.2} ms",
+        ms(last),
+        ms(lines[0].0),
+        ms(lines[lines.len() - 1].0),
+        ms(srv),
+        ms(cli),
+    );
+    drop(client);
+    server.shutdown_background();
+    board.wrong.load(Ordering::Relaxed) == 0
 }
 
 // ---------------------------------------------------------------------------------------
