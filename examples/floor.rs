@@ -97,9 +97,12 @@ fn main() {
         }
     };
     let ok = match args.mode.as_str() {
-        "http_ws" => http_ws(&args),
-        "fanout" => fanout(&args),
-        _ => commit(&args),
+        "commit" => commit(&args),
+        mode => match setup(args.sockets) {
+            Some(s) if mode == "http_ws" => http_ws(&args, s),
+            Some(s) => fanout(&args, s),
+            None => false,
+        },
     };
     if !ok {
         std::process::exit(1);
@@ -373,17 +376,14 @@ fn new_board(capacity: usize) -> Arc<Board> {
     })
 }
 
-fn http_ws(args: &Args) -> bool {
+fn http_ws(args: &Args, setup: Setup) -> bool {
     let sockets = args.sockets;
-    let Some(Setup {
+    let Setup {
         server,
         client,
         http_addr,
         ws_addr,
-    }) = setup(sockets)
-    else {
-        return false;
-    };
+    } = setup;
 
     // At most 200,000 requests a second for the whole run: the sequence space is bounded.
     let capacity = (args.duration.as_secs() as usize + 1) * 200_000;
@@ -488,17 +488,9 @@ fn http_ws(args: &Args) -> bool {
 /// `--rounds` times: one request makes the server queue a frame for each of `--sockets`
 /// sockets; time from the request to the last socket receiving it, and the CPU both sides
 /// used until then.
-fn fanout(args: &Args) -> bool {
+fn fanout(args: &Args, setup: Setup) -> bool {
     let sockets = args.sockets;
-    let Some(Setup {
-        server,
-        client,
-        http_addr,
-        ws_addr,
-    }) = setup(sockets)
-    else {
-        return false;
-    };
+    let (client, http_addr, ws_addr) = (&setup.client, setup.http_addr, setup.ws_addr);
     let board = new_board(args.rounds + 1);
     let rounds = args.rounds;
     let shared = board.clone();
@@ -554,6 +546,7 @@ fn fanout(args: &Args) -> bool {
         }
     };
     lines.sort_unstable();
+    let Setup { server, client, .. } = setup;
     let ms = |ns: u64| ns as f64 / 1e6;
     let (last, srv, cli) = lines[lines.len() / 2];
     println!(
