@@ -14,10 +14,11 @@
 //!   always commits more while the checkpoint thread copies. The WAL then grew by ~100 MB/s
 //!   without bound (1.8 GB in a 16 s send benchmark), every frame landing on a fresh file page.
 //!   So once the log passes `RESTART_FRAMES` the checkpoint thread asks the writer to copy the
-//!   few frames left itself, between two batches; its next transaction starts the log over,
-//!   unless a reader still holds an older snapshot then, in which case the next round asks
-//!   again (a 30 s mix of sends and list pages peaked at a 54 MB WAL file; a stricter bound
-//!   would need a RESTART checkpoint that waits for readers inside the writer).
+//!   few frames left itself, between two batches (and again after each commit while a
+//!   reader's older snapshot holds some back); its next transaction then starts the log over
+//!   if no reader is on an older snapshot at that moment (a 30 s mix of sends and list pages
+//!   peaked at a 54-65 MB WAL file; a stricter bound would need a RESTART checkpoint that
+//!   waits for readers inside the writer).
 //! - Reads run on a small pool of connections on tokio's blocking threads, never on the async
 //!   executor; WAL lets them proceed while the writer commits.
 //! - `synchronous=NORMAL` in WAL mode: a commit survives the process being killed (the WAL is
@@ -603,19 +604,22 @@ fn writer_loop(
     }
 }
 
-/// Runs a checkpoint of `mode` on `conn`: (checkpoint was blocked, frames in the log, frames
-/// copied back).
-fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<(bool, i64, i64)> {
-    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+/// Runs a passive checkpoint on `conn`: (another checkpoint held the lock, frames in the log,
+/// frames copied back).
+fn passive_checkpoint(conn: &Connection) -> rusqlite::Result<(bool, i64, i64)> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
         Ok((r.get::<_, i64>(0)? != 0, r.get(1)?, r.get(2)?))
     })
 }
 
 /// The writer's part, between two batches: copy back the frames the checkpoint thread has not
 /// reached yet (a few batches' worth, since it just ran), so that the next write transaction
-/// starts the log over. Stays asked while another checkpoint holds the lock.
+/// starts the log over. Stays asked, and runs again after the next commit, while another
+/// checkpoint holds the lock or a reader's older snapshot keeps frames back. (Asking only once
+/// per round cost nothing measurable either way but let a mixed send + list load reach the
+/// 64 MiB journal limit, against a 54-65 MB peak this way.)
 fn finish_checkpoint(conn: &Connection, wal: &WalState) {
-    match checkpoint(conn, "PASSIVE") {
+    match passive_checkpoint(conn) {
         Ok((false, log, copied)) if copied == log => wal.finish.store(false, Ordering::Relaxed),
         Ok(_) => {}
         Err(e) => {
@@ -643,7 +647,7 @@ fn checkpoint_loop(
         let now = wal.commits.load(Ordering::Relaxed);
         if now != seen {
             seen = now;
-            match checkpoint(&conn, "PASSIVE") {
+            match passive_checkpoint(&conn) {
                 Ok((_, log, _)) if log > tuning.restart_frames => {
                     wal.finish.store(true, Ordering::Relaxed)
                 }
