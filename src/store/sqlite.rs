@@ -2213,9 +2213,11 @@ mod tests {
         assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0);
     }
 
-    /// Under writes that never pause, the WAL still starts over: it stays near the restart
-    /// threshold instead of growing with everything ever written. With passive checkpoints
-    /// alone this log grew past 16 MiB (4 tasks x 4,096 commits of at least one frame each).
+    /// Under writes that never pause, the WAL still starts over instead of growing with
+    /// everything ever written. The WAL header counts restarts (its checkpoint sequence
+    /// number, bytes 12..16), which does not depend on timing; the file's size does (how
+    /// many commits land between two rounds of the checkpoint thread), so its bound is loose:
+    /// 1.5-5.5 MB seen here, against 110 MB with passive checkpoints alone.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn wal_restarts_under_sustained_writes() {
         const PER_TASK: usize = 4096;
@@ -2252,11 +2254,18 @@ mod tests {
         for t in tasks {
             t.await.expect("task");
         }
-        let wal = std::fs::metadata(dir.path().join("t.sqlite3-wal")).expect("wal file");
+        let wal_path = dir.path().join("t.sqlite3-wal");
+        let header = std::fs::read(&wal_path).expect("wal file");
+        let restarts = u32::from_be_bytes(header[12..16].try_into().expect("4 bytes"));
         assert!(
-            wal.len() < 4 << 20,
-            "WAL grew to {} bytes; it should have restarted near 64 frames",
-            wal.len()
+            restarts >= 8,
+            "the WAL restarted {restarts} times over {} commits",
+            4 * PER_TASK
+        );
+        assert!(
+            header.len() < 32 << 20,
+            "WAL grew to {} bytes; it should restart near 64 frames",
+            header.len()
         );
         let rows: i64 = store
             .write(|c, _| c.query_row("SELECT count(*) FROM scratch", [], |r| r.get(0)))
