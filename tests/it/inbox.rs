@@ -623,6 +623,24 @@ async fn dedupe_and_collapse_hold_under_concurrent_sends() {
             ),
             "expects dedupe_key to be a string",
         ),
+        (
+            format!(
+                "nk.notifications_send({{{{user_id = '{uid}', subject = 'x', content = {{}}, code = 1, collapse_key = {{}}}}}})"
+            ),
+            "expects collapse_key to be a string",
+        ),
+        (
+            format!(
+                "nk.notifications_send({{{{user_id = '{uid}', subject = 'x', content = {{}}, code = 1, persistent = true, ttl = 1.5}}}})"
+            ),
+            "expects ttl to be a whole number of seconds",
+        ),
+        (
+            format!(
+                "nk.notifications_send({{{{user_id = '{uid}', subject = 'x', content = {{}}, code = 1, persistent = true, ttl = 0}}}})"
+            ),
+            "ttl must be positive",
+        ),
     ] {
         let (status, body) = eval(code.clone()).await;
         assert_ne!(status, 200, "{code}");
