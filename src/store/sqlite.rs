@@ -2254,18 +2254,17 @@ mod tests {
         for t in tasks {
             t.await.expect("task");
         }
-        let wal_path = dir.path().join("t.sqlite3-wal");
-        let header = std::fs::read(&wal_path).expect("wal file");
-        let restarts = u32::from_be_bytes(header[12..16].try_into().expect("4 bytes"));
+        let wal = std::fs::read(dir.path().join("t.sqlite3-wal")).expect("wal file");
+        let restarts = u32::from_be_bytes(wal[12..16].try_into().expect("header"));
         assert!(
             restarts >= 8,
             "the WAL restarted {restarts} times over {} commits",
             4 * PER_TASK
         );
         assert!(
-            header.len() < 32 << 20,
+            wal.len() < 32 << 20,
             "WAL grew to {} bytes; it should restart near 64 frames",
-            header.len()
+            wal.len()
         );
         let rows: i64 = store
             .write(|c, _| c.query_row("SELECT count(*) FROM scratch", [], |r| r.get(0)))
