@@ -30,7 +30,9 @@ use warp::{Filter, Rejection, Reply};
 
 use super::error::ApiError;
 use super::inbox::item_json;
-use super::{body_limited, decode_body, json_reply, query_get, query_pairs, with_ctx, Ctx};
+use super::{
+    body_limited, decode_body, go_json, json_reply, query_get, query_pairs, with_ctx, Ctx,
+};
 use crate::core::notifications::NewNotification;
 use crate::core::store::InboxFilter;
 use crate::core::time::{now_micros, rfc3339_secs};
@@ -324,7 +326,7 @@ async fn send_notification(body: Bytes, ctx: Arc<Ctx>) -> Result<Response, Rejec
     let content = match b.content {
         Value::Null => "{}".to_string(),
         Value::String(text) => text,
-        other => other.to_string(),
+        other => go_json(other),
     };
     let notifications = &ctx.core.notifications;
     if b.all {

@@ -406,7 +406,7 @@ fn new_notification(item: SendItem, now: i64) -> Result<NewNotification, ApiErro
     };
     let content = match item.content {
         None => "{}".to_string(),
-        Some(v @ Value::Object(_)) => v.to_string(),
+        Some(v @ Value::Object(_)) => super::go_json(v),
         Some(_) => return Err(ApiError::invalid("content must be a JSON object")),
     };
     if item.code <= 0 || item.code > i64::from(i32::MAX) {

@@ -216,3 +216,11 @@ pub fn decode_body<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiE
     }
     serde_json::from_slice(body).map_err(|e| ApiError::invalid(e.to_string()))
 }
+
+/// A client's JSON object stored as notification content, keys sorted as Go's encoder writes
+/// them (what a Nakama script's content looks like). Maps elsewhere keep insertion order, so
+/// replies list their fields in proto order, as protojson does.
+pub fn go_json(mut value: serde_json::Value) -> String {
+    value.sort_all_objects();
+    value.to_string()
+}

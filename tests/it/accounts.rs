@@ -4,7 +4,7 @@ use reqwest::Method;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::support::{jwt_claims, next_json, Server};
+use crate::support::{jwt_claims, keys, next_json, Server};
 
 #[tokio::test]
 async fn device_auth_creates_then_logs_in() {
@@ -207,6 +207,19 @@ async fn custom_and_email_accounts() {
     let token = body["token"].as_str().unwrap().to_string();
     let (_, account) = s.get("/v2/account", &token).await;
     assert_eq!(account["email"], "player@example.com");
+    // Fields in proto order, as protojson writes them (NAKAMA-SPEC's GET /v2/account).
+    assert_eq!(keys(&account), ["user", "wallet", "email"]);
+    assert_eq!(
+        keys(&account["user"]),
+        [
+            "id",
+            "username",
+            "lang_tag",
+            "metadata",
+            "create_time",
+            "update_time"
+        ]
+    );
 
     let (status, body) = s.post_key("/v2/account/authenticate/email", &creds).await;
     assert_eq!(status, 200);

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::support::{next_json, send_text, silent, Server, Ws};
+use crate::support::{keys, next_json, send_text, silent, Server, Ws};
 
 /// Reads frames until one has `key` (other frames are returned too, in order).
 async fn until_key(ws: &mut Ws, key: &str) -> (Value, Vec<Value>) {
@@ -69,6 +69,15 @@ async fn direct_chat_notifies_delivers_and_keeps_history() {
     )
     .await;
     let channel = &reply["channel"];
+    assert_eq!(
+        keys(&reply),
+        ["cid", "channel"],
+        "cid first, as protojson writes it"
+    );
+    assert_eq!(
+        keys(&channel["self"]),
+        ["user_id", "session_id", "username", "persistence"]
+    );
     assert_eq!(channel["id"], id.as_str());
     assert_eq!(channel["self"]["user_id"], alice.id.to_string());
     assert_eq!(channel["self"]["username"], "alice");

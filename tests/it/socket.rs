@@ -4,7 +4,7 @@ use futures_util::SinkExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{closed, next_json, plain_notification, send_text, Server, WAIT};
+use crate::support::{closed, keys, next_json, plain_notification, send_text, Server, WAIT};
 
 #[tokio::test]
 async fn handshake_rules() {
@@ -112,6 +112,7 @@ async fn ping_pong_and_status_event() {
     let join = &event["status_presence_event"]["joins"][0];
     assert_eq!(join["user_id"], u.id.to_string());
     assert_eq!(join["username"], "pinger");
+    assert_eq!(keys(join), ["user_id", "session_id", "username", "status"]);
     send_text(&mut ws, r#"{"cid":"7","ping":{}}"#).await;
     assert_eq!(next_json(&mut ws).await, json!({"cid": "7", "pong": {}}));
     send_text(&mut ws, r#"{"ping":{}}"#).await;

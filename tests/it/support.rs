@@ -372,3 +372,11 @@ pub fn plain_notification(
         keys: Default::default(),
     }
 }
+
+/// An object's keys in the order they came on the wire (serde_json keeps it), for checking
+/// that replies list fields in proto order as protojson does.
+pub fn keys(v: &Value) -> Vec<&str> {
+    v.as_object()
+        .map(|m| m.keys().map(String::as_str).collect())
+        .unwrap_or_default()
+}
