@@ -127,6 +127,13 @@ pub fn routes(ctx: Arc<Ctx>) -> impl Filter<Extract = (Response,), Error = Infal
                 CACHE_CONTROL,
                 HeaderValue::from_static("no-store, no-cache, must-revalidate"),
             );
+            // grpc-gateway's mark on every successful answer (NAKAMA-SPEC §1).
+            if res.status().is_success() {
+                res.headers_mut().insert(
+                    "grpc-metadata-content-type",
+                    HeaderValue::from_static("application/grpc"),
+                );
+            }
             res
         })
 }

@@ -179,9 +179,28 @@ async fn server_key_is_required_for_authenticate() {
         let res = req.send().await.unwrap();
         assert_eq!(res.status().as_u16(), 401);
         assert_eq!(res.headers()["www-authenticate"], msg);
+        assert!(res.headers().get("grpc-metadata-content-type").is_none());
         let v: serde_json::Value = res.json().await.unwrap();
         assert_eq!(v, json!({"code": 16, "message": msg}));
     }
+    // Successful answers carry grpc-gateway's header, as Nakama's do.
+    let res = s
+        .http
+        .post(&url)
+        .basic_auth("defaultkey", Some(""))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(
+        res.headers()["grpc-metadata-content-type"],
+        "application/grpc"
+    );
+    assert_eq!(
+        res.headers()["cache-control"],
+        "no-store, no-cache, must-revalidate"
+    );
 }
 
 #[tokio::test]
