@@ -152,21 +152,40 @@ fn check_content(content: &str) -> CoreResult<()> {
         .map_err(|e| CoreError::invalid(format!("content is not valid JSON: {e}")))
 }
 
+/// Checks a batch as Nakama's insert fails it: the codes first (the driver refuses to encode
+/// the statement's code array), then each item.
+fn check_batch(batch: &[NewNotification]) -> CoreResult<()> {
+    check_codes(batch)?;
+    batch.iter().try_for_each(check_new)
+}
+
+/// Persistent codes must fit the SMALLINT column. Nakama's driver fails the whole insert
+/// while encoding its code array (argument 4 of the statement), naming every code in it.
+fn check_codes(batch: &[NewNotification]) -> CoreResult<()> {
+    let codes = || batch.iter().filter(|n| n.persistent).map(|n| n.code);
+    let Some(bad) = codes().find(|c| i16::try_from(*c).is_err()) else {
+        return Ok(());
+    };
+    let all: Vec<String> = codes().map(|c| c.to_string()).collect();
+    let limit = if bad > 0 {
+        "greater than maximum"
+    } else {
+        "less than minimum"
+    };
+    Err(CoreError::invalid(format!(
+        "failed to encode args[4]: unable to encode []int32{{{}}} into binary format for _int2 \
+         (OID 1005): {bad} is {limit} value for int2",
+        all.join(", ")
+    )))
+}
+
 fn check_new(n: &NewNotification) -> CoreResult<()> {
     if n.subject.is_empty() {
         return Err(CoreError::invalid("subject must not be empty"));
     }
     check_content(&n.content)?;
-    if n.persistent {
-        if n.subject.chars().count() > MAX_SUBJECT_CHARS {
-            return Err(CoreError::invalid(TOO_LONG));
-        }
-        if i16::try_from(n.code).is_err() {
-            return Err(CoreError::invalid(format!(
-                "code {} is out of range for a stored notification (-32768..32767)",
-                n.code
-            )));
-        }
+    if n.persistent && n.subject.chars().count() > MAX_SUBJECT_CHARS {
+        return Err(CoreError::invalid(TOO_LONG));
     }
     Ok(())
 }
@@ -307,7 +326,7 @@ impl Notifications {
                 "at most {MAX_BATCH} notifications per send"
             )));
         }
-        batch.iter().try_for_each(check_new)
+        check_batch(batch)
     }
 
     /// Fails as the store's foreign key would when a persistent item names a user that does
@@ -422,7 +441,7 @@ impl Notifications {
     /// nothing and returns the original; a collapse key first deletes the user's earlier
     /// notifications with that key, and sockets following the inbox hear of it.
     pub async fn send_keyed(&self, n: NewNotification) -> CoreResult<KeyedSent> {
-        check_new(&n)?;
+        check_batch(std::slice::from_ref(&n))?;
         if !n.persistent {
             return Err(CoreError::invalid(
                 "dedupe_key and collapse_key apply to persistent notifications",
@@ -596,7 +615,7 @@ impl Notifications {
             expire_time: None,
             keys: Default::default(),
         };
-        check_new(&template)?;
+        check_batch(std::slice::from_ref(&template))?;
         if !persistent {
             let n = Notification {
                 id: Uuid::now_v7(),
