@@ -4,8 +4,10 @@
 //! `os` (clock, date, difftime, time; `require("os")` returns the same reduced table) and
 //! `package` with only the preload searcher, so `require` finds modules
 //! and `nakama` but never touches the file system or loads native code. Removed: io, debug,
-//! coroutine, dofile, loadfile, package.loadlib, string.dump; `load`/`loadstring` refuse
-//! precompiled (binary) chunks, which could crash the VM.
+//! coroutine, package.loadlib, string.dump and Lua 5.1's `gcinfo`; `dofile` and `loadfile`
+//! exist, as in Nakama's global table, but refuse (no file system); `load`/`loadstring` refuse
+//! precompiled (binary) chunks, which could crash the VM. gopher-lua's `_GOPHER_LUA_VERSION`
+//! and `_printregs` (a no-op here) complete the globals a Nakama script sees (NAKAMA-SPEC §9.2).
 //!
 //! Shared tables: `nk` is read-only from the start, and the standard libraries (and the
 //! string metatable) once the modules have loaded, so no call can rewrite what later calls on
@@ -39,7 +41,11 @@ local clock, date, difftime, time = os.clock, os.date, os.difftime, os.time
 os = { clock = clock, date = date, difftime = difftime, time = time }
 package.loaded.os = os
 coroutine, package.loaded.coroutine = nil, nil
-dofile, loadfile = nil, nil
+dofile = function() error("dofile is not available: modules load each other with require", 2) end
+loadfile = function() return nil, "loadfile is not available: modules load each other with require" end
+gcinfo = nil
+_GOPHER_LUA_VERSION = "GopherLua 0.1"
+_printregs = function() end
 string.dump = nil
 package.loadlib = nil
 package.path, package.cpath = "", ""
@@ -252,12 +258,20 @@ mod tests {
     #[test]
     fn sandbox_has_nakamas_globals_only() {
         let (lua, _) = new_state(16 << 20).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("chunk.lua");
+        std::fs::write(&script, "return 42").unwrap();
+        lua.globals()
+            .set("script_path", script.to_string_lossy().to_string())
+            .unwrap();
         let open: String = lua
             .load(
                 "local t = {} \
-                 for k, v in pairs({io = io, debug = debug, coroutine = coroutine, dofile = dofile, \
-                   loadfile = loadfile, execute = os.execute, getenv = os.getenv, \
+                 for k, v in pairs({io = io, debug = debug, coroutine = coroutine, \
+                   gcinfo = gcinfo, execute = os.execute, getenv = os.getenv, \
                    dump = string.dump, loadlib = package.loadlib}) do t[#t + 1] = k end \
+                 if pcall(dofile, script_path) then t[#t + 1] = 'dofile' end \
+                 if loadfile(script_path) ~= nil then t[#t + 1] = 'loadfile' end \
                  if type(os.time) ~= 'function' then t[#t + 1] = 'no os.time' end \
                  if #package.loaders ~= 1 then t[#t + 1] = 'loaders' end \
                  table.sort(t) return table.concat(t, ',')",
@@ -265,6 +279,22 @@ mod tests {
             .eval()
             .unwrap();
         assert_eq!(open, "");
+        lua.globals().set("script_path", mlua::Value::Nil).unwrap();
+        // The global table a script sees is Nakama's (NAKAMA-SPEC §9.2, observed on gopher-lua).
+        let names: String = lua
+            .load(
+                "local names = {} for k in pairs(_G) do names[#names + 1] = k end \
+                 table.sort(names) return table.concat(names, ' ')",
+            )
+            .eval()
+            .unwrap();
+        assert_eq!(
+            names,
+            "_G _GOPHER_LUA_VERSION _VERSION _printregs assert bit32 collectgarbage dofile error \
+             getfenv getmetatable ipairs load loadfile loadstring math module newproxy next os \
+             package pairs pcall print rawequal rawget rawset require select setfenv setmetatable \
+             string table tonumber tostring type unpack xpcall"
+        );
         let (f, err): (mlua::Value, String) =
             lua.load("return loadstring('\\27Lua')").eval().unwrap();
         assert!(f.is_nil());

@@ -154,9 +154,13 @@ async fn the_sandbox_has_no_way_out() {
     let u = s.user("prisoner").await;
     let code = r#"
         local open = {}
-        for _, name in ipairs({"io", "debug", "coroutine", "dofile", "loadfile", "channel"}) do
+        for _, name in ipairs({"io", "debug", "coroutine", "channel"}) do
           if _G[name] ~= nil then open[#open + 1] = name end
         end
+        -- Nakama's globals include dofile and loadfile; here they exist but read no file.
+        local ok, err = pcall(dofile, "tests/modules/good/durability.lua")
+        if ok or not tostring(err):find("not available", 1, true) then open[#open + 1] = "dofile" end
+        if loadfile("tests/modules/good/durability.lua") ~= nil then open[#open + 1] = "loadfile" end
         for _, name in ipairs({"execute", "exit", "getenv", "remove", "rename", "tmpname"}) do
           if os[name] ~= nil then open[#open + 1] = "os." .. name end
         end
