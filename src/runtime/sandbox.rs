@@ -9,7 +9,8 @@
 //! precompiled (binary) chunks, which could crash the VM. gopher-lua's `_GOPHER_LUA_VERSION`
 //! and `_printregs` (a no-op here) complete the globals a Nakama script sees (NAKAMA-SPEC §9.2).
 //!
-//! Shared tables: `nk` is read-only from the start, and the standard libraries (and the
+//! Shared tables: `nk`'s functions are read-only from the start (a script may add keys of its
+//! own, as on Nakama), and the standard libraries (and the
 //! string metatable) once the modules have loaded, so no call can rewrite what later calls on
 //! the same VM use (see [`readonly_tools`]).
 //!
@@ -73,7 +74,9 @@ end
 /// that rewrote `string.format` or `nk.notification_send` would change them for every later
 /// call on that VM. `readonly(t, name)` returns a proxy that reads through to `t` and refuses
 /// writes (also through `rawset`, which would otherwise write into the proxy; `pairs`, `next`
-/// and `rawget` see the table behind it, so iterating a library still works); `seal()`
+/// and `rawget` see the table behind it, so iterating a library still works). With
+/// `extensible`, keys `t` does not have may be added (they stay in that VM, as on Nakama,
+/// where `nk.foo = 1` succeeds); its own keys stay as they are. `seal()`
 /// swaps the standard libraries for such proxies once the modules have loaded (so modules
 /// may still extend `string` at load time, a common idiom) and hides the string metatable.
 const READONLY: &str = r#"
@@ -81,23 +84,36 @@ local setmetatable, error, tostring, type = setmetatable, error, tostring, type
 local raw_rawset, raw_next, raw_rawget, getmetatable = rawset, next, rawget, getmetatable
 local frozen = setmetatable({}, { __mode = "k" })
 local targets = setmetatable({}, { __mode = "k" })
-local function readonly(t, name)
-  local proxy = setmetatable({}, {
+local extensible = setmetatable({}, { __mode = "k" })
+-- Whether writing key k of proxy p is refused.
+local function refused(p, k)
+  return frozen[p] and not (extensible[p] and raw_rawget(targets[p], k) == nil)
+end
+local function readonly(t, name, grows)
+  local proxy
+  proxy = setmetatable({}, {
     __index = t,
-    __newindex = function(_, k)
-      error("attempt to modify read-only table '" .. name .. "' (key " .. tostring(k) .. ")", 2)
+    __newindex = function(_, k, v)
+      if refused(proxy, k) then
+        error("attempt to modify read-only table '" .. name .. "' (key " .. tostring(k) .. ")", 2)
+      end
+      raw_rawset(proxy, k, v)
     end,
     __metatable = false,
   })
-  frozen[proxy], targets[proxy] = name, t
+  frozen[proxy], targets[proxy], extensible[proxy] = name, t, grows or nil
   return proxy
 end
 -- Iterating or raw-reading a proxy sees the table behind it (Lua 5.1's pairs has no __pairs).
 next = function(t, k) return raw_next(targets[t] or t, k) end
 pairs = function(t) return next, t, nil end
-rawget = function(t, k) return raw_rawget(targets[t] or t, k) end
+rawget = function(t, k)
+  local v = raw_rawget(t, k)
+  if v == nil and targets[t] then v = raw_rawget(targets[t], k) end
+  return v
+end
 rawset = function(t, k, v)
-  if frozen[t] then
+  if refused(t, k) then
     error("attempt to modify read-only table '" .. frozen[t] .. "' (key " .. tostring(k) .. ")", 2)
   end
   return raw_rawset(t, k, v)

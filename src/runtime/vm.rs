@@ -172,8 +172,9 @@ impl Vm {
                 lua.set_named_registry_value(name, lua.create_table()?)?;
             }
             let (readonly, seal) = sandbox::readonly_tools(&lua)?;
-            // Modules get a read-only `nk`: no call can swap a function for later calls.
-            let nk: Table = readonly.call((super::nk::build(&lua)?, "nk"))?;
+            // Modules get an `nk` whose functions no call can swap for later calls; new keys
+            // may be added (they stay in this VM), as `nk.foo = 1` works on Nakama.
+            let nk: Table = readonly.call((super::nk::build(&lua)?, "nk", true))?;
             let package: Table = lua.globals().get("package")?;
             let preload: Table = package.get("preload")?;
             preload.set("nakama", lua.create_function(move |_, ()| Ok(nk.clone()))?)?;

@@ -781,6 +781,22 @@ async fn hostile_scripts_get_clean_errors_and_cannot_poison_later_calls() {
         let got = eval(&s, &u.token, &raised(code)).await;
         assert!(got.contains(expected), "{code}\n-> {got}");
     }
+    // As on Nakama, a script may add its own keys to nk (NAKAMA-SPEC §9.3: `nk.foo = 1`
+    // succeeded); they stay in that VM. Its functions stay read-only (the rows above).
+    assert_eq!(
+        eval(&s, &u.token, "nk.foo = 1 return tostring(nk.foo)").await,
+        "1"
+    );
+    assert_eq!(
+        eval(
+            &s,
+            &u.token,
+            "rawset(nk, 'bar', 2) return tostring(nk.foo + rawget(nk, 'bar'))"
+        )
+        .await,
+        "3",
+        "the same (only) VM keeps them"
+    );
     // A crafted environment for a loaded chunk reaches nothing the sandbox removed.
     let code = "local f = loadstring('return io, debug, getfenv(0).io') \
                 setfenv(f, setmetatable({}, { __index = _G })) \
