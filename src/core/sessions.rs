@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -263,11 +263,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// `{"alg":"HS256","typ":"JWT"}`, the header as Nakama's JWT library writes it (jsonwebtoken
+/// would write `typ` first), so a token's first part is byte for byte Nakama's.
+const JWT_HEADER: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+
 fn sign(claims: &Claims, key: &str) -> CoreResult<String> {
-    let key = EncodingKey::from_secret(key.as_bytes())
-        .map_err(|e| CoreError::internal("Could not create a session token.", e))?;
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &key)
-        .map_err(|e| CoreError::internal("Could not create a session token.", e))
+    use base64::Engine;
+    let failed =
+        |e: &dyn std::fmt::Display| CoreError::internal("Could not create a session token.", e);
+    let key = EncodingKey::from_secret(key.as_bytes()).map_err(|e| failed(&e))?;
+    let claims = serde_json::to_vec(claims).map_err(|e| failed(&e))?;
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims);
+    let message = format!("{JWT_HEADER}.{payload}");
+    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::HS256)
+        .map_err(|e| failed(&e))?;
+    Ok(format!("{message}.{signature}"))
 }
 
 /// Verifies signature (HS256 only, so `alg: none` and others fail) and expiry; revocations

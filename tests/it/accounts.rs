@@ -20,6 +20,16 @@ async fn device_auth_creates_then_logs_in() {
     assert_eq!(first["created"], true);
     let claims = jwt_claims(first["token"].as_str().unwrap());
     assert_eq!(claims["usn"], "alice");
+    // Claims in Nakama's order, and the header byte for byte as Nakama's JWT library writes it.
+    assert_eq!(keys(&claims), ["tid", "uid", "usn", "exp", "iat"]);
+    for token in [&first["token"], &first["refresh_token"]] {
+        use base64::Engine;
+        let header = token.as_str().unwrap().split('.').next().unwrap();
+        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap();
+        assert_eq!(header, br#"{"alg":"HS256","typ":"JWT"}"#);
+    }
     let iat = claims["iat"].as_i64().unwrap();
     assert_eq!(claims["exp"].as_i64().unwrap() - iat, 60);
     let refresh = jwt_claims(first["refresh_token"].as_str().unwrap());
