@@ -435,6 +435,9 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
     let mut pending: Option<Pin<Box<dyn Future<Output = String> + Send>>> = None;
     let lang = lang.unwrap_or_else(|| "en".to_string());
 
+    // Normal (1000) with a reason, but for a frame over the size limit: 1009 with no reason,
+    // the close Nakama's WebSocket library sends itself.
+    let mut close_code = CloseCode::Normal;
     let close_reason: Option<String> = loop {
         if !send_ok {
             break None;
@@ -481,6 +484,11 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
             incoming = rx.next(), if pending.is_none() => {
                 let msg = match incoming {
                     None => break None,
+                    Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(e))) => {
+                        tracing::debug!(session = %handle.session_id, error = %e, "frame over the size limit");
+                        close_code = CloseCode::Size;
+                        break Some(String::new());
+                    }
                     Some(Err(e)) => {
                         tracing::debug!(session = %handle.session_id, error = %e, "socket read error");
                         break Some("received malformed payload".into());
@@ -546,7 +554,7 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
     };
     ctx.core.channels.leave_all(handle.session_id);
     presence.unregister(&handle);
-    finish(&handle, tx, rx, close_reason).await;
+    finish(&handle, tx, rx, close_code, close_reason).await;
 }
 
 /// Writes an event core queued for this socket: wakes the sync follower on an inbox change
@@ -569,17 +577,18 @@ async fn deliver(
     sent
 }
 
-/// Sends the close frame (code 1000 with the reason) and waits briefly for the client's
+/// Sends the close frame (`code` with the reason) and waits briefly for the client's
 /// acknowledgement.
 async fn finish(
     handle: &SessionHandle,
     mut tx: futures_util::stream::SplitSink<Socket, Message>,
     mut rx: futures_util::stream::SplitStream<Socket>,
+    code: CloseCode,
     reason: Option<String>,
 ) {
     if let Some(reason) = reason {
         let frame = CloseFrame {
-            code: CloseCode::Normal,
+            code,
             reason: reason.into(),
         };
         if tx.send(Message::Close(Some(frame))).await.is_ok() {
