@@ -846,3 +846,41 @@ pub fn page_start(limit: usize, max: usize, cursor_text: &str) -> CoreResult<Opt
         .map_err(|_| CoreError::invalid("Malformed cursor was used."))?
         .map(|p| (p.create_time, p.id)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(code: i32, persistent: bool) -> NewNotification {
+        NewNotification {
+            user_id: Uuid::nil(),
+            subject: "s".into(),
+            content: "{}".into(),
+            code,
+            sender_id: None,
+            persistent,
+            expire_time: None,
+            keys: Default::default(),
+        }
+    }
+
+    #[test]
+    fn codes_outside_smallint_fail_like_nakamas_driver() {
+        let message = |batch: &[NewNotification]| check_batch(batch).err().map(|e| e.message);
+        assert_eq!(message(&[item(40000, false), item(32767, true)]), None);
+        assert_eq!(
+            message(&[item(7, true), item(90000, false), item(-40000, true)]).as_deref(),
+            Some(
+                "failed to encode args[4]: unable to encode []int32{7, -40000} into binary \
+                 format for _int2 (OID 1005): -40000 is less than minimum value for int2"
+            ),
+            "online-only codes are not in the insert"
+        );
+        // The code check comes before a row's own failures, as the driver's encoding does.
+        let mut long = item(40000, true);
+        long.subject = "x".repeat(300);
+        assert!(message(&[long])
+            .unwrap_or_default()
+            .ends_with("40000 is greater than maximum value for int2"));
+    }
+}

@@ -75,7 +75,7 @@ end
 /// call on that VM. `readonly(t, name)` returns a proxy that reads through to `t` and refuses
 /// writes (also through `rawset`, which would otherwise write into the proxy; `pairs`, `next`
 /// and `rawget` see the table behind it, so iterating a library still works). With
-/// `extensible`, keys `t` does not have may be added (they stay in that VM, as on Nakama,
+/// `grows`, keys `t` does not have may be added (they stay in that VM, as on Nakama,
 /// where `nk.foo = 1` succeeds); its own keys stay as they are. `seal()`
 /// swaps the standard libraries for such proxies once the modules have loaded (so modules
 /// may still extend `string` at load time, a common idiom) and hides the string metatable.
