@@ -62,6 +62,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/007_inbox.sql"),
     include_str!("migrations/sqlite/008_sync.sql"),
     include_str!("migrations/sqlite/009_broadcast.sql"),
+    include_str!("migrations/sqlite/010_one_state_index.sql"),
 ];
 /// Most jobs committed together; bounds one transaction's size and latency.
 const MAX_GROUP: usize = 512;
@@ -1951,7 +1952,7 @@ impl Store for SqliteStore {
             let user = user_id.as_bytes().to_vec();
             let mut counts = InboxCounts::default();
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT code, count(*) FROM notification INDEXED BY notification_unread \
+                "SELECT code, count(*) FROM notification INDEXED BY notification_unread_unseen \
                  WHERE user_id = ?1 AND read_time IS NULL AND {} GROUP BY code",
                 live_sql("?2")
             ))?;
@@ -1964,7 +1965,7 @@ impl Store for SqliteStore {
             counts.unseen = c
                 .prepare_cached(&format!(
                     // Without statistics SQLite would walk the user's rows by primary key.
-                    "SELECT count(*) FROM notification INDEXED BY notification_unseen \
+                    "SELECT count(*) FROM notification INDEXED BY notification_unread_unseen \
                      WHERE user_id = ?1 AND seen_time IS NULL AND {}",
                     live_sql("?2")
                 ))?

@@ -989,9 +989,15 @@ async fn inbox_state_counts_and_filters(store: &Arc<dyn Store>, run: &Run) {
     );
 
     assert_eq!(mark(None, InboxMark::Seen).await.expect("seen all"), 2);
+    let counts = store.inbox_counts(alice.id).await.expect("counts");
     assert_eq!(
-        store.inbox_counts(alice.id).await.expect("counts").unseen,
-        0
+        (counts.unread, counts.unseen),
+        (2, 0),
+        "seen but still unread"
+    );
+    assert_eq!(
+        counts.unread_by_code.into_iter().collect::<Vec<_>>(),
+        vec![(5, 1), (101, 1)]
     );
     let unseen = list(InboxFilter {
         seen: Some(false),
@@ -1005,6 +1011,12 @@ async fn inbox_state_counts_and_filters(store: &Arc<dyn Store>, run: &Run) {
             .await
             .expect("unread"),
         1
+    );
+    let counts = store.inbox_counts(alice.id).await.expect("counts");
+    assert_eq!(
+        (counts.unread, counts.unseen),
+        (3, 0),
+        "marked unread again, still seen"
     );
     assert_eq!(mark(None, InboxMark::Read).await.expect("read all"), 3);
     let counts = store.inbox_counts(alice.id).await.expect("counts");
