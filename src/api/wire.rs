@@ -87,3 +87,45 @@ pub fn encode_event(event: &Event) -> String {
         Event::Inbox(event) => super::inbox::event_frame(event),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use uuid::Uuid;
+
+    use super::encode_event;
+    use crate::core::notifications::Notification;
+    use crate::core::presence::{CopyFrame, Event, Outbound};
+
+    fn copy(id: Uuid, user: Uuid, content: &str) -> Event {
+        Event::Notifications(vec![Notification {
+            id,
+            user_id: user,
+            subject: "season \"one\" ends".into(),
+            content: content.into(),
+            code: 7,
+            sender_id: Some(Uuid::nil()),
+            create_time: 1_764_000_000_123_456,
+            persistent: true,
+            expire_time: None,
+        }])
+    }
+
+    /// A broadcast's copies share one encoded template with the id swapped: every copy's frame
+    /// must equal its own full encoding, even when the content carries the template's id.
+    #[test]
+    fn broadcast_copies_encode_as_their_own_frames() {
+        let first = Uuid::now_v7();
+        let content = format!("{{\"ref\":\"{first}\",\"n\":[1,2]}}");
+        let shared = Arc::new(CopyFrame::default());
+        for k in 0..4u128 {
+            let id = if k == 0 { first } else { Uuid::from_u128(k) };
+            let user = Uuid::from_u128(1000 + k);
+            let msg = Outbound::copy(copy(id, user, &content), id, &shared);
+            let frame = msg.encoded(encode_event);
+            assert_eq!(&*frame, encode_event(&copy(id, user, &content)));
+            assert!(frame.contains(&format!("\"id\":\"{id}\"")), "{frame}");
+        }
+    }
+}

@@ -15,7 +15,7 @@ use super::cursor::{self, Position};
 use super::error::{CoreError, CoreResult};
 use super::inbox::{Inbox, InboxChange};
 use super::metrics::Dropped;
-use super::presence::{Event, Outbound, Presence};
+use super::presence::{CopyFrame, Event, Outbound, Presence};
 use super::store::{broadcast_copy_id, KeyedInsert, SendKeys, Store, StoreError};
 use super::time::now_micros;
 
@@ -659,9 +659,12 @@ impl Notifications {
             user_id: user,
             ..row.clone()
         };
-        let following = self
-            .presence
-            .deliver_each(|user| Outbound::new(Event::Notifications(vec![copy(user)])));
+        let shared = Arc::new(CopyFrame::default());
+        let following = self.presence.deliver_each(|user| {
+            let n = copy(user);
+            let id = n.id;
+            Outbound::copy(Event::Notifications(vec![n]), id, &shared)
+        });
         for user in following {
             self.inbox
                 .stored(user, vec![broadcast_copy_id(row.id, user)]);

@@ -38,6 +38,19 @@ pub struct Outbound {
     encoded: OnceLock<Arc<str>>,
     /// The binary form, for sockets that asked for another wire format (protobuf).
     binary: OnceLock<Arc<[u8]>>,
+    /// For one user's copy of a stored broadcast: its notification id and the frame the
+    /// copies share.
+    copy: Option<(Uuid, Arc<CopyFrame>)>,
+}
+
+/// The text frame shared by the per-user copies of one stored broadcast. Copies differ only
+/// in the notification id, so the first copy a socket encodes becomes the template and every
+/// other copy's frame is that text with the id swapped: one JSON encode per broadcast rather
+/// than one per socket. Sound because the push frame writes `id` before anything a sender controls
+/// (`api::wire` tests it), so the template's first occurrence of the id is the id.
+#[derive(Debug, Default)]
+pub struct CopyFrame {
+    template: OnceLock<(Uuid, Arc<str>)>,
 }
 
 impl Outbound {
@@ -46,13 +59,39 @@ impl Outbound {
             event,
             encoded: OnceLock::new(),
             binary: OnceLock::new(),
+            copy: None,
+        })
+    }
+
+    /// One user's copy of a broadcast: `event` holds the copy (whose id is `id`), `shared`
+    /// is the same for every copy of the broadcast.
+    pub fn copy(event: Event, id: Uuid, shared: &Arc<CopyFrame>) -> Arc<Outbound> {
+        Arc::new(Outbound {
+            event,
+            encoded: OnceLock::new(),
+            binary: OnceLock::new(),
+            copy: Some((id, shared.clone())),
         })
     }
 
     /// The encoded frame, produced by `encode` the first time any session asks.
     pub fn encoded(&self, encode: impl FnOnce(&Event) -> String) -> Arc<str> {
         self.encoded
-            .get_or_init(|| Arc::from(encode(&self.event)))
+            .get_or_init(|| match &self.copy {
+                None => Arc::from(encode(&self.event)),
+                Some((id, shared)) => {
+                    if let Some((first, template)) = shared.template.get() {
+                        if let Some(text) = swap_id(template, *first, *id) {
+                            return text;
+                        }
+                        return Arc::from(encode(&self.event));
+                    }
+                    // Two copies encoded at once both encode in full; either makes the template.
+                    let text: Arc<str> = Arc::from(encode(&self.event));
+                    let _ = shared.template.set((*id, text.clone()));
+                    text
+                }
+            })
             .clone()
     }
 
@@ -62,6 +101,21 @@ impl Outbound {
             .get_or_init(|| Arc::from(encode(&self.event)))
             .clone()
     }
+}
+
+/// `frame` with the first occurrence of `from`'s text replaced by `to`'s (same length); None
+/// when `from` does not occur.
+fn swap_id(frame: &str, from: Uuid, to: Uuid) -> Option<Arc<str>> {
+    let mut from_buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let mut to_buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let from = from.hyphenated().encode_lower(&mut from_buf);
+    let to = to.hyphenated().encode_lower(&mut to_buf);
+    let at = frame.find(&*from)?;
+    let mut out = String::with_capacity(frame.len());
+    out.push_str(&frame[..at]);
+    out.push_str(to);
+    out.push_str(&frame[at + from.len()..]);
+    Some(Arc::from(out))
 }
 
 /// Reserved notification codes of server-side disconnects (NAKAMA-SPEC §6).
