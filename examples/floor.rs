@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --example floor -- http_ws [--duration 10] [--clients 8] [--sockets 200]
-//! cargo run --release --example floor -- fanout  [--sockets 5000] [--rounds 5]   (ulimit -n 20000)
+//! cargo run --release --example floor -- fanout  [--sockets 5000] [--rounds 5]
 //! cargo run --release --example floor -- commit  [--duration 10] [--clients 8] [--rows 1000000]
 //! ```
 //!
@@ -89,6 +89,8 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() {
+    // Thousands of sockets are thousands of open files; a shell's soft limit is often 1,024.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {

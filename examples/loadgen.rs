@@ -4,7 +4,8 @@
 //! Start the target server separately, with the load-test module only:
 //!
 //! ```text
-//! ulimit -n 20000        # fanout and memory hold thousands of sockets (both shells)
+//! ulimit -Hn             # fanout and memory hold thousands of sockets: the server and this
+//!                        # tool raise their soft open-file limit to this hard one by themselves
 //! cargo run --release -- --runtime.path examples/loadgen/modules --data_dir /tmp/tidings-loadgen \
 //!     --logger.level warn
 //! ```
@@ -1435,8 +1436,8 @@ async fn scenario_fanout(ctx: &Arc<Ctx>) -> bool {
             if errors > 0 {
                 clean = false;
                 println!(
-                    "FAIL fanout K={k}: {errors} sockets failed to open (is `ulimit -n` high enough \
-                     in both shells?)"
+                    "FAIL fanout K={k}: {errors} sockets failed to open (is the hard limit, \
+                     `ulimit -Hn`, high enough for server and generator?)"
                 );
             }
         }
@@ -1949,6 +1950,8 @@ async fn scenario_memory(ctx: &Arc<Ctx>) -> bool {
 
 #[tokio::main]
 async fn main() {
+    // Thousands of sockets are thousands of open files; a shell's soft limit is often 1,024.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {

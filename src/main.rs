@@ -64,6 +64,9 @@ fn main() -> ExitCode {
     if let Some(path) = check_path {
         config.runtime.path = path.into();
     }
+    if !check {
+        raise_open_file_limit();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -134,4 +137,19 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// Every socket is a file descriptor, and shells and service managers commonly start a
+/// process with a soft limit of 1,024 (the hard limit is often far higher): without this the
+/// server would stop accepting near a thousand players, with connections left waiting in the
+/// listen backlog. The soft limit goes up to the hard one, as Go's runtime does for Nakama.
+fn raise_open_file_limit() {
+    let before = rlimit::Resource::NOFILE.get().map_or(0, |(soft, _)| soft);
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(now) if now > before => {
+            tracing::info!(from = before, to = now, "raised the open file limit")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not raise the open file limit"),
+    }
 }

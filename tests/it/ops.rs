@@ -216,3 +216,48 @@ async fn metrics_count_sends_deliveries_drops_calls_and_errors() {
     server.kill().expect("kill");
     server.wait().expect("reap");
 }
+
+/// A server started with a soft limit of 256 open files (the 1,024 shells and service managers
+/// commonly hand out, in miniature) still takes 400 sockets: it raises its soft limit to the
+/// hard one at start, as Nakama's Go runtime does. Without that it stops accepting near 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_beyond_the_inherited_soft_file_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let inner = crate::crash::command(dir.path(), port);
+    let mut server = crate::crash::Running(
+        Command::new("sh")
+            .args(["-c", "ulimit -Sn 256 && exec \"$@\"", "sh"])
+            .arg(inner.get_program())
+            .args(inner.get_args())
+            .args(["--logger.level", "error"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tidings"),
+    );
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    wait_healthy(&http, &base).await;
+    let token = device_token(&http, &base, "fd-limit-device-1").await;
+    let mut sockets = Vec::new();
+    for i in 0..400 {
+        let url = format!("ws://127.0.0.1:{port}/ws?token={token}");
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio_tungstenite::connect_async(url),
+        )
+        .await
+        {
+            Ok(Ok((ws, _))) => sockets.push(ws),
+            Ok(Err(e)) => panic!("socket {i} refused: {e}"),
+            Err(_) => panic!("socket {i} not accepted within 5 s"),
+        }
+    }
+    assert_eq!(sockets.len(), 400);
+    let _ = server.0.kill();
+    let _ = server.0.wait();
+}
