@@ -101,7 +101,7 @@ fn main() -> ExitCode {
             config.socket.address.as_str()
         };
         let addr = format!("{host}:{}", config.socket.port);
-        let listener = match tokio::net::TcpListener::bind(&addr).await {
+        let listener = match tidings::api::server::listen(host, config.socket.port).await {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("tidings: cannot listen on {addr}: {e}");

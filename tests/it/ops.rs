@@ -261,3 +261,43 @@ async fn sockets_beyond_the_inherited_soft_file_limit() {
     let _ = server.0.kill();
     let _ = server.0.wait();
 }
+
+/// The listening socket's accept queue is the kernel's largest (`net.core.somaxconn`), as Go
+/// gives Nakama, not the 128 tokio's bind gave: `ss` shows a listener's queue size as its
+/// Send-Q.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_takes_the_kernels_largest_accept_queue() {
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .expect("somaxconn")
+        .trim()
+        .parse()
+        .expect("a number");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = crate::crash::Running(
+        crate::crash::command(dir.path(), port)
+            .args(["--logger.level", "error"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tidings"),
+    );
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    wait_healthy(&http, &base).await;
+    let out = Command::new("ss")
+        .args(["-Hltn", &format!("sport = :{port}")])
+        .output()
+        .expect("ss (iproute2) runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let queue: Vec<u32> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2)?.parse().ok())
+        .collect();
+    assert_eq!(queue, vec![somaxconn], "ss said: {text}");
+    let _ = server.0.kill();
+    let _ = server.0.wait();
+}
