@@ -43,6 +43,10 @@
 //!   to the median and the K-th socket receiving it; with `--pid`, the CPU time the server and
 //!   the generator used until the last socket had it. A persistent send_all stores a row for every account in the database,
 //!   including those of earlier runs, so its time grows with the database.
+//! - `burst`: for each K in `--sizes`, K players log in (in batches of 50), then all K open
+//!   their socket at the same moment, as after a server restart; reports the handshake times
+//!   (p50, p99, max) and how many took over 900 ms, the mark of a connection the server's
+//!   accept queue dropped (the client resends its SYN after a second).
 //! - `list`: stores 10,000 persistent notifications for one player (`loadgen.fill`, 10 calls
 //!   of 1,000), pages through them with limit=100 and the cacheable cursor, checking the count
 //!   and that ids and content numbers strictly increase; then `--clients` tasks fetch the first
@@ -153,7 +157,7 @@ fn whole(n: Option<f64>) -> Option<u64> {
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-const USAGE: &str = "usage: loadgen <send|send_online|fanout|list|store|memory|churn|all> \
+const USAGE: &str = "usage: loadgen <send|send_online|fanout|burst|list|store|memory|churn|all> \
 [--url http://127.0.0.1:7350] [--socket-url URL] [--duration 10] [--clients 8] [--users 200] \
 [--http-key defaulthttpkey] [--server-key defaultkey] [--pid PID] [--sizes 1000,5000] [--stuck N] [--rounds 1] \
 [--console http://127.0.0.1:7351] [--console-login admin:password]";
@@ -211,6 +215,7 @@ fn parse_args() -> Result<Args, String> {
         "send",
         "send_online",
         "fanout",
+        "burst",
         "list",
         "store",
         "memory",
@@ -1872,6 +1877,66 @@ fn vm_rss_kib(pid: u32) -> Result<u64, String> {
         .ok_or_else(|| format!("no VmRSS in /proc/{pid}/status"))
 }
 
+async fn scenario_burst(ctx: &Arc<Ctx>) -> bool {
+    let mut clean = true;
+    for &k in &ctx.sizes {
+        let mut tokens = Vec::with_capacity(k);
+        let mut errors = 0u64;
+        let idxs: Vec<usize> = (0..k).collect();
+        for chunk in idxs.chunks(BATCH) {
+            let auths = chunk.iter().map(|&i| {
+                let device = ctx.device("burst", i);
+                async move { authenticate(ctx, &device).await }
+            });
+            for r in futures_util::future::join_all(auths).await {
+                match r {
+                    Ok(sess) => tokens.push(sess.token),
+                    Err(e) => {
+                        errors += 1;
+                        note("burst authenticate", &e);
+                    }
+                }
+            }
+        }
+        let opens = tokens.iter().map(|token| async move {
+            let t = Instant::now();
+            connect(ctx, token).await.map(|ws| (t.elapsed(), ws))
+        });
+        let started = Instant::now();
+        let mut times = Vec::with_capacity(k);
+        let mut sockets = Vec::with_capacity(k);
+        for r in futures_util::future::join_all(opens).await {
+            match r {
+                Ok((took, ws)) => {
+                    times.push(took);
+                    sockets.push(ws);
+                }
+                Err(e) => {
+                    errors += 1;
+                    note("burst socket", &e);
+                }
+            }
+        }
+        let all = started.elapsed();
+        let late = times
+            .iter()
+            .filter(|t| **t > Duration::from_millis(900))
+            .count();
+        clean &= errors == 0;
+        println!(
+            "{} burst K={k}: {} sockets opened at once in {}: handshake {}; over 900 ms {late}; \
+             errors {errors}",
+            status(errors == 0),
+            times.len(),
+            ms(all),
+            latency_line(&mut times),
+        );
+        drop(sockets);
+        sleep(Duration::from_secs(1)).await;
+    }
+    clean
+}
+
 async fn scenario_memory(ctx: &Arc<Ctx>) -> bool {
     let Some(pid) = ctx.pid else {
         println!("FAIL memory: needs --pid <server pid>");
@@ -2029,6 +2094,7 @@ async fn main() {
             "store" => scenario_store(&ctx).await,
             "memory" => scenario_memory(&ctx).await,
             "churn" => scenario_churn(&ctx).await,
+            "burst" => scenario_burst(&ctx).await,
             _ => false,
         };
         clean &= ok;
