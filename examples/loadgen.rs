@@ -1877,27 +1877,34 @@ fn vm_rss_kib(pid: u32) -> Result<u64, String> {
         .ok_or_else(|| format!("no VmRSS in /proc/{pid}/status"))
 }
 
-async fn scenario_burst(ctx: &Arc<Ctx>) -> bool {
-    let mut clean = true;
-    for &k in &ctx.sizes {
-        let mut tokens = Vec::with_capacity(k);
-        let mut errors = 0u64;
-        let idxs: Vec<usize> = (0..k).collect();
-        for chunk in idxs.chunks(BATCH) {
-            let auths = chunk.iter().map(|&i| {
-                let device = ctx.device("burst", i);
-                async move { authenticate(ctx, &device).await }
-            });
-            for r in futures_util::future::join_all(auths).await {
-                match r {
-                    Ok(sess) => tokens.push(sess.token),
-                    Err(e) => {
-                        errors += 1;
-                        note("burst authenticate", &e);
-                    }
+/// Logs in players 0..k of `role` in parallel batches: their session tokens, and how many
+/// failed (each noted).
+async fn log_in_all(ctx: &Ctx, role: &str, k: usize) -> (Vec<String>, u64) {
+    let mut tokens = Vec::with_capacity(k);
+    let mut errors = 0u64;
+    let idxs: Vec<usize> = (0..k).collect();
+    for chunk in idxs.chunks(BATCH) {
+        let auths = chunk.iter().map(|&i| {
+            let device = ctx.device(role, i);
+            async move { authenticate(ctx, &device).await }
+        });
+        for r in futures_util::future::join_all(auths).await {
+            match r {
+                Ok(sess) => tokens.push(sess.token),
+                Err(e) => {
+                    errors += 1;
+                    note(&format!("{role} authenticate"), &e);
                 }
             }
         }
+    }
+    (tokens, errors)
+}
+
+async fn scenario_burst(ctx: &Arc<Ctx>) -> bool {
+    let mut clean = true;
+    for &k in &ctx.sizes {
+        let (tokens, mut errors) = log_in_all(ctx, "burst", k).await;
         let opens = tokens.iter().map(|token| async move {
             let t = Instant::now();
             connect(ctx, token).await.map(|ws| (t.elapsed(), ws))
@@ -1945,20 +1952,7 @@ async fn scenario_memory(ctx: &Arc<Ctx>) -> bool {
     let max = ctx.sizes.last().copied().unwrap_or(0);
     // Create every account first, so the measured growth is the sockets'.
     eprintln!("memory: creating {max} accounts");
-    let mut errors = 0u64;
-    let idxs: Vec<usize> = (0..max).collect();
-    for chunk in idxs.chunks(BATCH) {
-        let auths = chunk.iter().map(|&i| {
-            let device = ctx.device("memory", i);
-            async move { authenticate(ctx, &device).await }
-        });
-        for r in futures_util::future::join_all(auths).await {
-            if let Err(e) = r {
-                errors += 1;
-                note("memory authenticate", &e);
-            }
-        }
-    }
+    let (_, mut errors) = log_in_all(ctx, "memory", max).await;
     sleep(Duration::from_secs(2)).await;
     let base = match vm_rss_kib(pid) {
         Ok(v) => v,

@@ -14,20 +14,12 @@ use crate::crash::{device_token, free_port, wait_healthy};
 async fn json_logs_carry_request_ids_and_no_secrets() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut server = crate::crash::Running(
-        crate::crash::command(dir.path(), port)
-            .args(["--logger.format", "json", "--logger.level", "debug"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start tidings"),
-    );
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client");
-    wait_healthy(&http, &base).await;
+    let mut command = crate::crash::command(dir.path(), port);
+    command
+        .args(["--logger.format", "json", "--logger.level", "debug"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (mut server, http, base) = spawn_server(command, port).await;
     let token = device_token(&http, &base, "log-test-device").await;
     let res = http
         .post(format!(
@@ -217,6 +209,22 @@ async fn metrics_count_sends_deliveries_drops_calls_and_errors() {
     server.wait().expect("reap");
 }
 
+/// Spawns `command` (the binary, or a wrapper that execs it) and waits until it answers on
+/// `port`: the process, an HTTP client, the base URL.
+async fn spawn_server(
+    mut command: Command,
+    port: u16,
+) -> (crate::crash::Running, reqwest::Client, String) {
+    let server = crate::crash::Running(command.spawn().expect("start tidings"));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let base = format!("http://127.0.0.1:{port}");
+    wait_healthy(&http, &base).await;
+    (server, http, base)
+}
+
 /// A server started with a soft limit of 256 open files (the 1,024 shells and service managers
 /// commonly hand out, in miniature) still takes 400 sockets: it raises its soft limit to the
 /// hard one at start, as Nakama's Go runtime does. Without that it stops accepting near 200.
@@ -224,24 +232,16 @@ async fn metrics_count_sends_deliveries_drops_calls_and_errors() {
 async fn sockets_beyond_the_inherited_soft_file_limit() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
     let inner = crate::crash::command(dir.path(), port);
-    let mut server = crate::crash::Running(
-        Command::new("sh")
-            .args(["-c", "ulimit -Sn 256 && exec \"$@\"", "sh"])
-            .arg(inner.get_program())
-            .args(inner.get_args())
-            .args(["--logger.level", "error"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tidings"),
-    );
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client");
-    wait_healthy(&http, &base).await;
+    let mut limited = Command::new("sh");
+    limited
+        .args(["-c", "ulimit -Sn 256 && exec \"$@\"", "sh"])
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .args(["--logger.level", "error"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let (mut server, http, base) = spawn_server(limited, port).await;
     let token = device_token(&http, &base, "fd-limit-device-1").await;
     let mut sockets = Vec::new();
     for i in 0..400 {
@@ -274,20 +274,12 @@ async fn the_listener_takes_the_kernels_largest_accept_queue() {
         .expect("a number");
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut server = crate::crash::Running(
-        crate::crash::command(dir.path(), port)
-            .args(["--logger.level", "error"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tidings"),
-    );
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client");
-    wait_healthy(&http, &base).await;
+    let mut command = crate::crash::command(dir.path(), port);
+    command
+        .args(["--logger.level", "error"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let (mut server, _, _) = spawn_server(command, port).await;
     let out = Command::new("ss")
         .args(["-Hltn", &format!("sport = :{port}")])
         .output()
