@@ -293,3 +293,56 @@ async fn the_listener_takes_the_kernels_largest_accept_queue() {
     let _ = server.0.kill();
     let _ = server.0.wait();
 }
+
+/// Ports already taken: the main port is fatal (exit 1, naming the address), a side port
+/// (here the console's) is logged and the server serves without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taken_ports_fail_the_main_listener_and_skip_a_side_one() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken = held.local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    let mut main = crate::crash::command(dir.path(), taken);
+    main.args(["--console.port", "0", "--metrics.prometheus_port", "0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = crate::crash::Running(main.spawn().expect("start tidings"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running on a taken port"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status.code(), Some(1));
+    let mut err = String::new();
+    child
+        .0
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .expect("read stderr");
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{taken}")),
+        "{err}"
+    );
+
+    let port = free_port();
+    let mut command = crate::crash::command(dir.path(), port);
+    command
+        .args(["--console.port", &taken.to_string()])
+        .args(["--metrics.prometheus_port", "0", "--logger.level", "error"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let (mut server, http, base) = spawn_server(command, port).await;
+    let token = device_token(&http, &base, "taken-port-device").await;
+    assert!(!token.is_empty());
+    let _ = server.0.kill();
+    let _ = server.0.wait();
+    drop(held);
+}
