@@ -109,6 +109,9 @@ pub struct RuntimeConfig {
     pub lua_read_only_globals: bool,
     /// Keep the full error text (with the module position) in RPC errors.
     pub lua_api_stacktrace: bool,
+    /// Run Lua calls on the request's own thread, each worker thread with a VM of its own
+    /// (`runtime::inline`); false sends every call to the pool's VM threads.
+    pub lua_inline_calls: bool,
     /// Wall-clock budget of one Lua call; a script still running then is stopped.
     pub lua_call_timeout_ms: u64,
     /// Memory limit of one Lua VM; an allocation past it fails with a Lua error.
@@ -189,6 +192,7 @@ impl Default for Config {
                 lua_registry_size: 512,
                 lua_read_only_globals: true,
                 lua_api_stacktrace: false,
+                lua_inline_calls: true,
                 lua_call_timeout_ms: 5_000,
                 lua_memory_limit_bytes: 64 * 1024 * 1024,
                 hot_reload: true,
@@ -254,6 +258,7 @@ pub const KEYS: &[&str] = &[
     "runtime.lua_registry_size",
     "runtime.lua_read_only_globals",
     "runtime.lua_api_stacktrace",
+    "runtime.lua_inline_calls",
     "runtime.lua_call_timeout_ms",
     "runtime.lua_memory_limit_bytes",
     "runtime.hot_reload",
@@ -355,6 +360,7 @@ impl Config {
             "runtime.lua_api_stacktrace" => {
                 self.runtime.lua_api_stacktrace = parse_bool(key, value)?
             }
+            "runtime.lua_inline_calls" => self.runtime.lua_inline_calls = parse_bool(key, value)?,
             "runtime.lua_call_timeout_ms" => {
                 self.runtime.lua_call_timeout_ms = parse(key, value, "milliseconds")?
             }

@@ -67,8 +67,11 @@ fn main() -> ExitCode {
     if !check {
         raise_open_file_limit();
     }
+    // Lua calls run on the worker threads (runtime::inline); a stack that holds the request's
+    // futures and a Lua call's deepest C recursion spares them a stack switch.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(tidings::runtime::WORKER_STACK)
         .build()
     {
         Ok(rt) => rt,

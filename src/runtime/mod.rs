@@ -1,5 +1,6 @@
-//! The Lua runtime: modules from `runtime.path`, a pool of sandboxed Lua 5.1 VMs on their own
-//! threads, the `nk` table, RPCs and request hooks.
+//! The Lua runtime: modules from `runtime.path`, sandboxed Lua 5.1 VMs (one per server worker
+//! thread for calls run inline, and a pool on threads of their own for the rest), the `nk`
+//! table, RPCs and request hooks.
 //!
 //! Why PUC Lua 5.1 (see ARCHITECTURE.md): Nakama's modules are Lua 5.1; a count hook stops
 //! every runaway loop in PUC Lua (LuaJIT's compiled loops never run the hook), a memory limit
@@ -14,6 +15,7 @@
 pub mod check;
 pub mod context;
 pub mod convert;
+mod inline;
 pub mod modules;
 pub mod nk;
 mod pool;
@@ -34,6 +36,15 @@ use vm::{CallArgs, CallOutput};
 use crate::config::RuntimeConfig;
 use crate::core::{Code, Core};
 
+/// Stack a Lua call may use: every pool thread gets this much, and an inline call runs on
+/// a fresh stack of this size when its worker thread has less left (`runtime::inline`). Lua
+/// 5.1 allows 200 nested C calls (`pcall`, `gsub` callbacks), which a debug build needs
+/// most of 2 MiB for.
+pub const LUA_STACK: usize = 2 * 1024 * 1024;
+
+/// Stack of the server's tokio worker threads: a request's futures and a Lua call.
+pub const WORKER_STACK: usize = 4 * LUA_STACK;
+
 /// The runtime's settings (from `config::RuntimeConfig`).
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -44,6 +55,7 @@ pub struct Settings {
     pub call_timeout_ms: u64,
     pub memory_limit_bytes: usize,
     pub api_stacktrace: bool,
+    pub inline_calls: bool,
 }
 
 impl Settings {
@@ -56,6 +68,7 @@ impl Settings {
             call_timeout_ms: c.lua_call_timeout_ms,
             memory_limit_bytes: c.lua_memory_limit_bytes,
             api_stacktrace: c.lua_api_stacktrace,
+            inline_calls: c.lua_inline_calls,
         }
     }
 }
@@ -117,6 +130,7 @@ impl Generation {
             settings,
             modules,
             run_once_done: Default::default(),
+            inline_calls: Default::default(),
         });
         let (pool, (rpcs, before, after)) = pool::Pool::start(shared).await?;
         Ok(Generation {
@@ -182,17 +196,22 @@ impl Generation {
         ctx: CallContext,
         args: CallArgs,
     ) -> Result<CallOutput, RuntimeError> {
-        let (reply, wait) = oneshot::channel();
-        self.pool.submit(pool::Job {
-            target,
-            ctx,
-            args,
-            reply,
-            span: tracing::Span::current(),
-        })?;
-        let finished = wait
-            .await
-            .map_err(|_| RuntimeError::new(Code::Internal, "Lua VM stopped during the call"))?;
+        let finished = match inline::run(self.pool.shared(), &target, &ctx, args) {
+            Ok(finished) => finished,
+            Err(args) => {
+                let (reply, wait) = oneshot::channel();
+                self.pool.submit(pool::Job {
+                    target,
+                    ctx,
+                    args: *args,
+                    reply,
+                    span: tracing::Span::current(),
+                })?;
+                wait.await.map_err(|_| {
+                    RuntimeError::new(Code::Internal, "Lua VM stopped during the call")
+                })?
+            }
+        };
         if finished.deferred.is_empty() {
             return finished.result;
         }

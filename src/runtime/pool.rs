@@ -69,6 +69,7 @@ impl Pool {
         let idle = self.idle.clone();
         std::thread::Builder::new()
             .name(format!("lua-{n}"))
+            .stack_size(super::LUA_STACK)
             .spawn(move || {
                 worker(shared, rx, idle, ready);
                 workers.fetch_sub(1, Ordering::SeqCst);
@@ -78,6 +79,11 @@ impl Pool {
                 self.workers.fetch_sub(1, Ordering::SeqCst);
                 format!("cannot start a Lua thread: {e}")
             })
+    }
+
+    /// What every VM of this pool shares (inline VMs too).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// (VM threads, of which idle, calls queued): the pool's use, for metrics.
@@ -143,17 +149,7 @@ fn worker(
             span,
         } = job;
         let _entered = span.enter();
-        let result = catch_unwind(AssertUnwindSafe(|| vm.call(&target, &ctx, args)));
-        let (result, replace) = match result {
-            Ok(r) => (r, vm.spent),
-            Err(_) => (
-                Finished {
-                    result: Err(RuntimeError::new(Code::Internal, "Lua call failed")),
-                    deferred: Vec::new(),
-                },
-                true,
-            ),
-        };
+        let (result, replace) = call_guarded(&mut vm, &target, &ctx, args);
         let _ = reply.send(result);
         if replace {
             match Vm::new(shared.clone()) {
@@ -165,5 +161,25 @@ fn worker(
             }
         }
         idle.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Runs one call on `vm`, turning a panic into an Internal error. The flag says the VM must
+/// be replaced: a limit stopped the script, or the call panicked.
+pub fn call_guarded(
+    vm: &mut Vm,
+    target: &str,
+    ctx: &CallContext,
+    args: CallArgs,
+) -> (Finished, bool) {
+    match catch_unwind(AssertUnwindSafe(|| vm.call(target, ctx, args))) {
+        Ok(finished) => (finished, vm.spent),
+        Err(_) => (
+            Finished {
+                result: Err(RuntimeError::new(Code::Internal, "Lua call failed")),
+                deferred: Vec::new(),
+            },
+            true,
+        ),
     }
 }

@@ -21,7 +21,7 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mlua::{HookTriggers, Lua, LuaOptions, StdLib, VmState};
 
@@ -34,6 +34,41 @@ pub const HOOK_EVERY: u32 = 1000;
 pub struct Limits {
     pub deadline: Cell<Option<Instant>>,
     pub timed_out: Cell<bool>,
+    /// When an inline call next hands its worker's other tasks away (`inline::release`),
+    /// and the wait after that one.
+    release_at: Cell<Option<Instant>>,
+    release_step: Cell<Duration>,
+}
+
+impl Limits {
+    /// Starts the clock of a call (or a module's load) that may run for `timeout`.
+    pub fn start(&self, timeout: Duration) {
+        let now = Instant::now();
+        self.timed_out.set(false);
+        self.deadline.set(Some(now + timeout));
+        self.release_at.set(Some(now + super::inline::SLICE));
+        self.release_step.set(super::inline::SLICE);
+    }
+
+    /// Stops the clock: no deadline outside a call.
+    pub fn stop(&self) {
+        self.deadline.set(None);
+        self.release_at.set(None);
+    }
+
+    /// Whether the running call has used its slice on a worker thread; the next one is then
+    /// twice as long.
+    fn slice_over(&self, now: Instant) -> bool {
+        match self.release_at.get() {
+            Some(at) if now >= at => {
+                let step = self.release_step.get() * 2;
+                self.release_step.set(step);
+                self.release_at.set(Some(now + step));
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 const PRELUDE: &str = r#"
@@ -171,11 +206,20 @@ fn install_deadline_hook(lua: &Lua, limits: Rc<Limits>, every: u32) -> mlua::Res
     }
     lua.set_hook(triggers, move |lua, _| {
         if let Some(deadline) = limits.deadline.get() {
-            if Instant::now() >= deadline {
+            let now = Instant::now();
+            if now >= deadline {
                 if !limits.timed_out.replace(true) {
                     install_deadline_hook(lua, limits.clone(), 1)?;
                 }
                 return Err(mlua::Error::runtime("execution time limit exceeded"));
+            }
+            if limits.slice_over(now) {
+                let handle = lua
+                    .app_data_ref::<super::vm::VmData>()
+                    .map(|data| data.shared.handle.clone());
+                if let Some(handle) = handle {
+                    super::inline::release(&handle);
+                }
             }
         }
         Ok(VmState::Continue)

@@ -1,12 +1,13 @@
 //! One Lua VM: the sandbox, the `nk` table, every module evaluated, and the registrations
-//! (RPCs, hooks) those modules made. A VM lives on one OS thread of the pool and is never
-//! shared; Lua never holds Rust references, only ids and copied values.
+//! (RPCs, hooks) those modules made. A VM lives on one OS thread (a pool thread, or a
+//! worker thread running calls inline) and is never shared; Lua never holds Rust
+//! references, only ids and copied values.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mlua::{Function, Lua, Table, Value};
 
@@ -32,6 +33,16 @@ pub struct Shared {
     pub node: NodeInfo,
     /// `nk.run_once` runs its function only the first time any VM reaches it.
     pub run_once_done: AtomicBool,
+    /// Calls running inline right now (`runtime::inline`).
+    pub inline_calls: std::sync::atomic::AtomicUsize,
+}
+
+impl Shared {
+    /// Waits for a core future from a Lua function, on a pool thread or inline
+    /// (`runtime::inline::wait`).
+    pub fn wait<F: std::future::Future>(&self, fut: F) -> F::Output {
+        super::inline::wait(&self.handle, fut)
+    }
 }
 
 /// Per-VM data the `nk` functions reach through `Lua::app_data_ref`.
@@ -227,15 +238,18 @@ impl Vm {
             if loaded.contains_key(m.name.as_str()).unwrap_or(false) {
                 continue;
             }
-            self.limits.timed_out.set(false);
-            self.limits.deadline.set(Some(
-                Instant::now() + Duration::from_millis(self.shared.settings.call_timeout_ms),
-            ));
+            self.limits
+                .start(Duration::from_millis(self.shared.settings.call_timeout_ms));
             let result = require.call::<Value>(m.name.as_str());
-            self.limits.deadline.set(None);
+            self.limits.stop();
             result.map_err(|e| clean(&e))?;
         }
         Ok(())
+    }
+
+    /// Whether this VM belongs to the generation that `shared` describes.
+    pub fn serves(&self, shared: &Arc<Shared>) -> bool {
+        Arc::ptr_eq(&self.shared, shared)
     }
 
     /// Ids of the RPCs and hook keys this VM's modules registered.
@@ -322,12 +336,10 @@ impl Vm {
             }
         };
 
-        self.limits.timed_out.set(false);
-        self.limits.deadline.set(Some(
-            Instant::now() + Duration::from_millis(self.shared.settings.call_timeout_ms),
-        ));
+        self.limits
+            .start(Duration::from_millis(self.shared.settings.call_timeout_ms));
         let outcome = self.invoke.call::<(bool, Value, Option<f64>)>(call_args);
-        self.limits.deadline.set(None);
+        self.limits.stop();
         if let Some(data) = lua.app_data_ref::<VmData>() {
             *data.current.borrow_mut() = None;
         }

@@ -28,7 +28,7 @@ fn raised(call: &str) -> String {
     format!("local ok, err = pcall(function() {call} end) if ok then return 'no error' end return tostring(err)")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn argument_rules_and_error_text_match_nakama() {
     let s = lua_server(&[]).await;
     let u = s.user("scripted").await;
@@ -96,7 +96,7 @@ async fn argument_rules_and_error_text_match_nakama() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nk_helpers_behave_like_nakama() {
     let s = lua_server(&[]).await;
     let u = s.user("helper").await;
@@ -148,7 +148,7 @@ async fn nk_helpers_behave_like_nakama() {
     assert_eq!(got, "helper 1");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sandbox_has_no_way_out() {
     let s = lua_server(&[]).await;
     let u = s.user("prisoner").await;
@@ -174,7 +174,7 @@ async fn the_sandbox_has_no_way_out() {
     assert_eq!(eval(&s, &u.token, code).await, "");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn script_notifications_reach_sockets_and_the_inbox() {
     let s = lua_server(&[]).await;
     let u = s.user("player").await;
@@ -254,7 +254,7 @@ async fn script_notifications_reach_sockets_and_the_inbox() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notifications_send_and_send_all_from_scripts() {
     let s = lua_server(&[]).await;
     let a = s.user("a").await;
@@ -305,7 +305,7 @@ async fn notifications_send_and_send_all_from_scripts() {
 /// An RPC's sends are committed together when it returns, before it answers: the frames
 /// still come one per call in call order, errors are still raised by the call that caused
 /// them, and sends made before a script error are kept (they were accepted when made).
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_rpcs_sends_commit_together_before_it_answers() {
     let s = lua_server(&[]).await;
     let u = s.user("batcher").await;
@@ -368,7 +368,7 @@ async fn an_rpcs_sends_commit_together_before_it_answers() {
     assert_eq!(eval(&s, &u.token, &code).await, "3003");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rpc_over_http_matches_nakama() {
     let s = lua_server(&[]).await;
     let u = s.user("caller").await;
@@ -508,7 +508,7 @@ async fn rpc_over_http_matches_nakama() {
     assert_eq!(ctx["query_params"], json!({"payload": ["ignored"]}));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rpc_over_the_socket() {
     let s = lua_server(&[]).await;
     let u = s.user("sock").await;
@@ -552,32 +552,33 @@ async fn rpc_over_the_socket() {
     assert!(ctx["session_id"].as_str().is_some());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runaway_scripts_and_memory_hogs_are_stopped_and_the_server_keeps_serving() {
     // The runaway budget is long enough (1 s) that a loaded CI machine still answers the echo
     // well inside it; the property checked is that the echo does not wait for the runaway.
     let s = lua_server(&[("runtime.lua_call_timeout_ms", "1000")]).await;
     let u = s.user("victim").await;
-    // A runaway call does not hold up others: they run on other VMs.
-    let (runaway, echo) = tokio::join!(
-        async {
-            let r = s.rpc("test.runaway", &u.token, "").await;
-            (r, Instant::now())
-        },
-        async {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let r = s.rpc("test.echo", &u.token, "alive").await;
-            (r, Instant::now())
-        }
-    );
-    let ((status, body), runaway_done) = runaway;
-    assert_eq!((status, body["code"].clone()), (504, json!(4)), "{body}");
-    assert!(body["message"]
-        .as_str()
-        .unwrap()
-        .contains("lua_call_timeout_ms"));
+    // Runaway calls do not hold up others, not even more of them than the runtime has
+    // worker threads (this test runs on 2): calls run inline on a worker hand its other
+    // tasks away once they run long (runtime::inline), and pool calls run on other VMs.
+    let runaways = futures_util::future::join_all((0..4).map(|_| async {
+        let r = s.rpc("test.runaway", &u.token, "").await;
+        (r, Instant::now())
+    }));
+    let (runaways, echo) = tokio::join!(runaways, async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let r = s.rpc("test.echo", &u.token, "alive").await;
+        (r, Instant::now())
+    });
     assert_eq!(echo.0 .1["payload"], "alive");
-    assert!(echo.1 < runaway_done, "the echo waited for the runaway");
+    for ((status, body), runaway_done) in runaways {
+        assert_eq!((status, body["code"].clone()), (504, json!(4)), "{body}");
+        assert!(body["message"]
+            .as_str()
+            .unwrap()
+            .contains("lua_call_timeout_ms"));
+        assert!(echo.1 < runaway_done, "the echo waited for a runaway");
+    }
 
     let (status, body) = s.rpc("test.runaway_pcall", &u.token, "").await;
     assert_eq!((status, body["code"].clone()), (504, json!(4)), "{body}");
@@ -606,7 +607,7 @@ async fn runaway_scripts_and_memory_hogs_are_stopped_and_the_server_keeps_servin
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_hooks_rewrite_reject_and_observe() {
     let s = lua_server(&[]).await;
     let u = s.user("hooked").await;
@@ -650,11 +651,14 @@ async fn request_hooks_rewrite_reject_and_observe() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_once_runs_once_and_modules_load_once_per_vm() {
+    // One VM for every call (no inline VMs on the worker threads): what one call leaves in
+    // its VM is what the next call sees.
     let s = lua_server(&[
         ("runtime.lua_min_count", "1"),
         ("runtime.lua_max_count", "1"),
+        ("runtime.lua_inline_calls", "false"),
     ])
     .await;
     let u = s.user("once").await;
@@ -670,7 +674,7 @@ async fn run_once_runs_once_and_modules_load_once_per_vm() {
     assert_eq!(eval(&s, &u.token, "return tostring(util_loads)").await, "1");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_modules_refuse_start_up_with_file_and_line() {
     for (dir, want) in [
         ("bad_syntax", "broken.lua:5:"),
@@ -690,7 +694,7 @@ async fn broken_modules_refuse_start_up_with_file_and_line() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_stacktrace_keeps_the_position_and_adds_the_stack() {
     let s = lua_server(&[("runtime.lua_api_stacktrace", "true")]).await;
     let u = s.user("tracer").await;
@@ -722,11 +726,14 @@ async fn api_stacktrace_keeps_the_position_and_adds_the_stack() {
 /// shared tables cannot be rewritten (directly, through `rawset`, or through the string
 /// metatable), `require` reaches no file, deep recursion and C-stack recursion are clean
 /// errors, a huge result is returned whole, and afterwards the VM still behaves.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_scripts_get_clean_errors_and_cannot_poison_later_calls() {
+    // One VM for every call (no inline VMs on the worker threads): what one call leaves in
+    // its VM is what the next call sees.
     let s = lua_server(&[
         ("runtime.lua_min_count", "1"),
         ("runtime.lua_max_count", "1"),
+        ("runtime.lua_inline_calls", "false"),
     ])
     .await;
     let u = s.user("poisoner").await;

@@ -105,6 +105,8 @@ async fn an_rpc_flood_beyond_the_queue_gets_quick_clean_errors() {
         ("runtime.lua_min_count", "1"),
         ("runtime.lua_max_count", "1"),
         ("runtime.lua_queue_size", "2"),
+        // Every call through the pool and its queue (calls run inline never queue).
+        ("runtime.lua_inline_calls", "false"),
     ])
     .await;
     let u = s.user("flooder").await;

@@ -53,8 +53,7 @@ fn users_ban_id(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
     let ids = ban_ids(args)?;
     if !ids.is_empty() {
         let rt = shared(lua)?;
-        rt.handle
-            .block_on(rt.core.accounts.ban(&ids))
+        rt.wait(rt.core.accounts.ban(&ids))
             .map_err(|e| NkError(format!("failed to ban users: {}", e.message)))?;
     }
     ret(lua, ())
@@ -65,8 +64,7 @@ fn users_unban_id(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
     let ids = ban_ids(args)?;
     if !ids.is_empty() {
         let rt = shared(lua)?;
-        rt.handle
-            .block_on(rt.core.accounts.unban(&ids))
+        rt.wait(rt.core.accounts.unban(&ids))
             .map_err(|e| NkError(format!("failed to unban users: {}", e.message)))?;
     }
     ret(lua, ())
@@ -117,9 +115,7 @@ pub(super) fn user_table(lua: &Lua, u: &UserRecord, online: bool) -> NkResult<Ta
 fn users_reply(lua: &Lua, users: Vec<UserRecord>) -> NkResult<MultiValue> {
     let shared = shared(lua)?;
     let ids: Vec<Uuid> = users.iter().map(|u| u.id).collect();
-    let online = shared
-        .handle
-        .block_on(shared.core.presence.online_among(&ids));
+    let online = shared.wait(shared.core.presence.online_among(&ids));
     let out = lua.create_table()?;
     for (i, u) in users.iter().enumerate() {
         out.raw_set(i + 1, user_table(lua, u, online.contains(&u.id))?)?;
@@ -137,8 +133,7 @@ fn users_get_id(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
         .collect::<NkResult<Vec<_>>>()?;
     let shared = shared(lua)?;
     let users = shared
-        .handle
-        .block_on(shared.core.accounts.users(&ids))
+        .wait(shared.core.accounts.users(&ids))
         .map_err(|e| NkError(format!("failed to get users: {}", e.message)))?;
     users_reply(lua, users)
 }
@@ -148,8 +143,7 @@ fn users_get_username(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
     let names = string_list(args, 1, "username", crate::core::accounts::MAX_LOOKUP)?;
     let shared = shared(lua)?;
     let users = shared
-        .handle
-        .block_on(shared.core.accounts.users_by_username(&names))
+        .wait(shared.core.accounts.users_by_username(&names))
         .map_err(|e| NkError(format!("failed to get users: {}", e.message)))?;
     users_reply(lua, users)
 }
@@ -160,12 +154,10 @@ fn account_get_id(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
     let id = Uuid::parse_str(&id).map_err(|_| args.error(1, "invalid user id"))?;
     let shared = shared(lua)?;
     let account = shared
-        .handle
-        .block_on(shared.core.accounts.account(id))
+        .wait(shared.core.accounts.account(id))
         .map_err(|e| NkError(format!("failed to get account for user_id: {}", e.message)))?;
     let online = shared
-        .handle
-        .block_on(shared.core.presence.online_among(&[id]))
+        .wait(shared.core.presence.online_among(&[id]))
         .contains(&id);
     // Nakama puts the user's fields at the top level and under `user`.
     let t = user_table(lua, &account.user, online)?;

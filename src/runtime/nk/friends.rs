@@ -38,8 +38,7 @@ fn friends_list(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
     let cursor = args.opt_string(4)?.unwrap_or_default();
     let rt = shared(lua)?;
     let page = rt
-        .handle
-        .block_on(
+        .wait(
             rt.core
                 .friends
                 .list(user_id, limit as usize, state, &cursor),
@@ -146,15 +145,13 @@ fn change(lua: &Lua, args: &Args, action: Action) -> NkResult<MultiValue> {
     let rt = shared(lua)?;
     let friends = &rt.core.friends;
     let targets = rt
-        .handle
-        .block_on(friends.resolve(ids, &usernames))
+        .wait(friends.resolve(ids, &usernames))
         .map_err(|_| NkError(format!("error while trying to {} friends", action.verb())))?;
     let targets: Vec<Uuid> = targets.into_iter().filter(|t| *t != user_id).collect();
     if targets.is_empty() {
         return Err(NkError("no valid ID or username was provided".into()));
     }
-    rt.handle
-        .block_on(friends.apply(action, user_id, &username, targets, metadata))
+    rt.wait(friends.apply(action, user_id, &username, targets, metadata))
         .map_err(|e| NkError(format!("{}: {}", failed(action), e.message)))?;
     ret(lua, ())
 }

@@ -73,8 +73,7 @@ fn group_create(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
     };
     let rt = shared(lua)?;
     let created = rt
-        .handle
-        .block_on(rt.core.groups.create(owner, creator, group))
+        .wait(rt.core.groups.create(owner, creator, group))
         .map_err(|e| {
             let why = if e.message == "Group name is in use." {
                 "group name in use".to_string()
@@ -117,8 +116,7 @@ fn group_users_add(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
         return ret(lua, ());
     }
     let rt = shared(lua)?;
-    rt.handle
-        .block_on(rt.core.groups.members(caller, group, MemberOp::Add, users))
+    rt.wait(rt.core.groups.members(caller, group, MemberOp::Add, users))
         .map_err(|e| {
             let why = match e.message.as_str() {
                 "Group not found or permission denied." => "group permission denied".into(),
@@ -147,8 +145,7 @@ fn group_users_list(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
     let rt = shared(lua)?;
     let groups = &rt.core.groups;
     let page = rt
-        .handle
-        .block_on(groups.users(group, limit as usize, state, &cursor))
+        .wait(groups.users(group, limit as usize, state, &cursor))
         .map_err(|e| {
             NkError(format!(
                 "error while trying to list users in a group: {}",
@@ -185,8 +182,7 @@ fn user_groups_list(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
     let cursor = args.opt_string(4)?.unwrap_or_default();
     let rt = shared(lua)?;
     let page = rt
-        .handle
-        .block_on(rt.core.groups.of_user(user, limit as usize, state, &cursor))
+        .wait(rt.core.groups.of_user(user, limit as usize, state, &cursor))
         .map_err(|e| {
             NkError(format!(
                 "error while trying to list groups for a user: {}",

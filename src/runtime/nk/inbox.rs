@@ -40,8 +40,7 @@ fn mark(lua: &Lua, args: &Args, mark: InboxMark) -> NkResult<MultiValue> {
     flush_deferred(lua)?;
     let rt = shared(lua)?;
     let (changed, _) = rt
-        .handle
-        .block_on(rt.core.inbox.mark(user, ids, mark))
+        .wait(rt.core.inbox.mark(user, ids, mark))
         .map_err(|e| NkError(format!("failed to mark notifications: {}", e.message)))?;
     ret(lua, changed as i64)
 }
@@ -64,8 +63,7 @@ fn unread_count(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
     flush_deferred(lua)?;
     let rt = shared(lua)?;
     let counts = rt
-        .handle
-        .block_on(rt.core.inbox.counts(user))
+        .wait(rt.core.inbox.counts(user))
         .map_err(|e| NkError(format!("failed to count notifications: {}", e.message)))?;
     let t = lua.create_table()?;
     t.set("unread", counts.unread)?;

@@ -135,8 +135,7 @@ fn send_keyed_now(
 ) -> NkResult<Vec<KeyedSent>> {
     flush_deferred(lua)?;
     let rt = shared(lua)?;
-    rt.handle
-        .block_on(rt.core.notifications.send_in_order(batch))
+    rt.wait(rt.core.notifications.send_in_order(batch))
         .map_err(|e| match e.code {
             crate::core::Code::InvalidArgument => args.error(arg, &e.message),
             _ => send_failed(e),
@@ -165,8 +164,7 @@ fn send_or_defer(lua: &Lua, batch: Vec<NewNotification>) -> NkResult<()> {
     let rt = shared(lua)?;
     let notifications = &rt.core.notifications;
     Notifications::validate(&batch).map_err(send_failed)?;
-    rt.handle
-        .block_on(notifications.check_recipients(&batch))
+    rt.wait(notifications.check_recipients(&batch))
         .map_err(send_failed)?;
     let data = lua
         .app_data_ref::<VmData>()
@@ -175,16 +173,13 @@ fn send_or_defer(lua: &Lua, batch: Vec<NewNotification>) -> NkResult<()> {
     let online_only = !batch.iter().any(|n| n.persistent);
     if !deferred.active || (deferred.calls.is_empty() && online_only) {
         drop(deferred);
-        rt.handle
-            .block_on(notifications.send(batch))
-            .map_err(send_failed)?;
+        rt.wait(notifications.send(batch)).map_err(send_failed)?;
         return Ok(());
     }
     if deferred.items + batch.len() > Deferred::MAX_ITEMS {
         let held = deferred.take();
         drop(deferred);
-        rt.handle
-            .block_on(notifications.send_calls(held))
+        rt.wait(notifications.send_calls(held))
             .map_err(send_failed)?;
         deferred = data.deferred.borrow_mut();
     }
@@ -205,8 +200,7 @@ pub(super) fn flush_deferred(lua: &Lua) -> NkResult<()> {
         return Ok(());
     }
     let rt = shared(lua)?;
-    rt.handle
-        .block_on(rt.core.notifications.send_calls(held))
+    rt.wait(rt.core.notifications.send_calls(held))
         .map_err(send_failed)?;
     Ok(())
 }
@@ -339,13 +333,12 @@ fn notification_send_all(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
     let persistent = args.opt_bool(4, false)?;
     flush_deferred(lua)?;
     let rt = shared(lua)?;
-    rt.handle
-        .block_on(
-            rt.core
-                .notifications
-                .send_all(subject, content, code as i32, persistent),
-        )
-        .map_err(send_failed)?;
+    rt.wait(
+        rt.core
+            .notifications
+            .send_all(subject, content, code as i32, persistent),
+    )
+    .map_err(send_failed)?;
     ret(lua, ())
 }
 
@@ -362,8 +355,7 @@ fn notifications_list(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
     flush_deferred(lua)?;
     let rt = shared(lua)?;
     let page = rt
-        .handle
-        .block_on(rt.core.notifications.list(
+        .wait(rt.core.notifications.list(
             user_id,
             limit as usize,
             &cursor,
@@ -460,8 +452,7 @@ fn notifications_get_id(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
     flush_deferred(lua)?;
     let rt = shared(lua)?;
     let found = rt
-        .handle
-        .block_on(rt.core.notifications.get(ids, user))
+        .wait(rt.core.notifications.get(ids, user))
         .map_err(|e| NkError(format!("failed to get notifications: {}", e.message)))?;
     let out = lua.create_table_with_capacity(found.len(), 0)?;
     for (i, n) in found.iter().enumerate() {
@@ -496,8 +487,7 @@ fn notifications_delete(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
     flush_deferred(lua)?;
     let rt = shared(lua)?;
     for (user, ids) in per_user {
-        rt.handle
-            .block_on(rt.core.notifications.delete(ids, Some(user)))
+        rt.wait(rt.core.notifications.delete(ids, Some(user)))
             .map_err(|e| NkError(format!("failed to delete notifications: {}", e.message)))?;
     }
     ret(lua, ())
@@ -509,8 +499,7 @@ fn notifications_delete_id(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
     let user = opt_user(args, 2)?;
     flush_deferred(lua)?;
     let rt = shared(lua)?;
-    rt.handle
-        .block_on(rt.core.notifications.delete(ids, user))
+    rt.wait(rt.core.notifications.delete(ids, user))
         .map_err(|e| NkError(format!("failed to delete notifications: {}", e.message)))?;
     ret(lua, ())
 }
@@ -570,8 +559,7 @@ fn notifications_update(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
     }
     flush_deferred(lua)?;
     let rt = shared(lua)?;
-    rt.handle
-        .block_on(rt.core.notifications.update(updates))
+    rt.wait(rt.core.notifications.update(updates))
         .map_err(|e| {
             NkError(format!(
                 "failed to update notifications: failed to update notifications: {}",
