@@ -157,9 +157,11 @@ pub fn release(handle: &Handle) {
     });
 }
 
-/// Whether this thread may block in place: a worker of a multi-thread runtime.
+/// Whether this thread may block in place: a task on a multi-thread runtime's worker (not a
+/// future driven by `block_on`, where `block_in_place` is refused).
 fn on_a_worker_pool() -> bool {
-    Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread)
+    tokio::task::try_id().is_some()
+        && Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread)
 }
 
 /// Marks this thread as running an inline call until dropped (also on a panic).

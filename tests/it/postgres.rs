@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::support::{fresh_pg_schema, next_json, Server};
+use crate::support::{fixtures, fresh_pg_schema, next_json, Server};
 
 #[tokio::test]
 async fn the_server_runs_on_postgresql() {
@@ -106,4 +106,44 @@ async fn the_server_runs_on_postgresql() {
         (status, account["user"]["username"].as_str()),
         (200, Some("pg_bob"))
     );
+}
+
+/// Lua calls on the worker threads (`runtime::inline`) whose `nk` functions really wait: on
+/// PostgreSQL every commit and read is a network round trip, so each call hands its worker
+/// away and blocks. More calls at once than the runtime has workers (2 here), each sending
+/// persistently and then listing what it sent in the same call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lua_calls_that_wait_on_postgresql_run_from_the_workers() {
+    let (_, url) = fresh_pg_schema().await;
+    let path = fixtures("good");
+    let s = Server::start_with(&[
+        ("database.url", url.as_str()),
+        ("runtime.path", path.as_str()),
+    ])
+    .await;
+    let mut users = Vec::new();
+    for i in 0..6 {
+        users.push(s.user(&format!("pg_lua_{i}")).await);
+    }
+    let calls = users.iter().map(|u| {
+        let code = format!(
+            r#"for i = 1, 3 do nk.notification_send("{}", "s" .. i, {{}}, 1, nil, true) end
+               local listed = nk.notifications_list("{}", 10)
+               return tostring(#listed)"#,
+            u.id, u.id
+        );
+        let s = &s;
+        async move { s.rpc("test.eval", &u.token, &code).await }
+    });
+    for (status, body) in futures_util::future::join_all(calls).await {
+        assert_eq!(
+            (status, body["payload"].as_str()),
+            (200, Some("3")),
+            "{body}"
+        );
+    }
+    for u in &users {
+        let (_, page) = s.get("/v2/notification?limit=10", &u.token).await;
+        assert_eq!(page["notifications"].as_array().unwrap().len(), 3, "{page}");
+    }
 }
