@@ -42,10 +42,12 @@ pub fn render(ctx: &Ctx) -> String {
     let m = &ctx.core.metrics;
     let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
     m.sockets.set(gauge(ctx.core.presence.session_count()));
-    let (threads, idle, queued) = ctx.runtime.current().pool_usage();
+    let generation = ctx.runtime.current();
+    let (threads, idle, queued) = generation.pool_usage();
     m.vm_threads.set(gauge(threads));
     m.vm_busy.set(gauge(threads.saturating_sub(idle)));
     m.vm_queued.set(gauge(queued));
+    m.vm_inline.set(gauge(generation.inline_calls()));
     let status = ctx.runtime.status();
     m.generation
         .set(i64::try_from(status.generation).unwrap_or(i64::MAX));

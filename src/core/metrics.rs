@@ -102,6 +102,7 @@ pub struct Metrics {
     pub vm_threads: IntGauge,
     pub vm_busy: IntGauge,
     pub vm_queued: IntGauge,
+    pub vm_inline: IntGauge,
     pub generation: IntGauge,
     pub reload_failures: IntGauge,
 }
@@ -209,6 +210,10 @@ impl Metrics {
             vm_threads: gauge("lua_vm_threads", "Lua VM threads running."),
             vm_busy: gauge("lua_vm_busy", "Lua VM threads running a call."),
             vm_queued: gauge("lua_vm_queued", "Lua calls waiting for a free VM."),
+            vm_inline: gauge(
+                "lua_inline_calls",
+                "Lua calls running on the server's worker threads (runtime.lua_inline_calls).",
+            ),
             generation: gauge(
                 "runtime_generation",
                 "Lua modules generation serving (1 at start, +1 per successful reload).",

@@ -168,6 +168,14 @@ impl Generation {
         self.after.contains(&hook_key(method))
     }
 
+    /// Calls running inline on worker threads right now (`runtime::inline`).
+    pub fn inline_calls(&self) -> usize {
+        self.pool
+            .shared()
+            .inline_calls
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The pool's (VM threads, idle, queued calls).
     pub fn pool_usage(&self) -> (usize, usize, usize) {
         self.pool.usage()

@@ -197,6 +197,24 @@ async fn metrics_count_sends_deliveries_drops_calls_and_errors() {
         "the device account and the notification were committed: {after}"
     );
     assert!(!after.contains("test.store_seq\"} 2"));
+    assert_eq!(sample(&after, "tidings_lua_inline_calls"), Some(0.0));
+
+    // A call in progress runs inline on a worker thread of the binary, and the gauge shows it.
+    let slow = tokio::spawn(rpc("test.slow_store", "2 1500".into()));
+    let mut seen = None;
+    for _ in 0..100 {
+        seen = sample(&scrape().await, "tidings_lua_inline_calls");
+        if seen == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(seen, Some(1.0), "the slow call never showed as inline");
+    assert_eq!(slow.await.expect("slow rpc"), 200);
+    assert_eq!(
+        sample(&scrape().await, "tidings_lua_inline_calls"),
+        Some(0.0)
+    );
 
     let res = http
         .get(format!("http://127.0.0.1:{metrics_port}/other"))
