@@ -82,7 +82,7 @@ impl Dev {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn saving_a_module_serves_the_new_code() {
     let d = dev(&[]).await;
     assert_eq!(d.ver().await.1["payload"], "1");
@@ -104,7 +104,7 @@ async fn saving_a_module_serves_the_new_code() {
     assert_eq!(d.ver().await.1["payload"], "3");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_module_keeps_the_old_code_and_reports_the_error() {
     let d = dev(&[]).await;
     d.change(|dir| {
@@ -143,7 +143,7 @@ async fn a_broken_module_keeps_the_old_code_and_reports_the_error() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renamed_and_deleted_modules() {
     let d = dev(&[]).await;
     d.change(|dir| {
@@ -165,7 +165,7 @@ async fn renamed_and_deleted_modules() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_in_flight_finish_on_the_old_generation() {
     let d = dev(&[]).await;
     let slow = "local nk = require(\"nakama\")\n\
@@ -182,7 +182,7 @@ async fn calls_in_flight_finish_on_the_old_generation() {
     assert_eq!(d.ver().await.1["payload"], "new");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_reload_endpoint_works_without_watching() {
     let d = dev(&[("runtime.hot_reload", "false")]).await;
     std::fs::write(d.dir.join("ver.lua"), version_module("2")).unwrap();
@@ -222,7 +222,7 @@ async fn manual_reload_endpoint_works_without_watching() {
     assert_eq!(status, 401);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_notices_changes() {
     let d = dev(&[("runtime.hot_reload_poll_ms", "50")]).await;
     d.change(|dir| {
