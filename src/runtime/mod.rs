@@ -38,8 +38,8 @@ use crate::core::{Code, Core};
 
 /// Stack a Lua call may use: every pool thread gets this much, and an inline call runs on
 /// a fresh stack of this size when its worker thread has less left (`runtime::inline`). Lua
-/// 5.1 allows 200 nested C calls (`pcall`, `gsub` callbacks), which a debug build needs
-/// most of 2 MiB for.
+/// 5.1 allows 200 nested C calls (`pcall`, `gsub` callbacks): in a debug build those
+/// overflowed what a 2 MiB worker thread had left under a request's futures.
 pub const LUA_STACK: usize = 2 * 1024 * 1024;
 
 /// Stack of the server's tokio worker threads: a request's futures and a Lua call.

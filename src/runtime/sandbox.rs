@@ -17,7 +17,9 @@
 //! Limits: a count hook checks the call's deadline every [`HOOK_EVERY`] instructions and
 //! raises an error once it has passed; from then on it raises on every instruction, so a
 //! script that wraps its loop in `pcall` cannot hold it off. A per-VM memory limit makes
-//! allocations fail with a Lua "not enough memory" error.
+//! allocations fail with a Lua "not enough memory" error. The same hook gives an inline call's
+//! worker thread away after each slice (`runtime::inline::release`), so a long call never
+//! holds a worker.
 
 use std::cell::Cell;
 use std::rc::Rc;
