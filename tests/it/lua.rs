@@ -607,6 +607,43 @@ async fn runaway_scripts_and_memory_hogs_are_stopped_and_the_server_keeps_servin
     }
 }
 
+/// Past `lua_max_count` calls running inline, the next call goes to the pool: with a cap of
+/// one, two slow calls at once run one on a worker thread's VM and one on the pool's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_calls_past_the_cap_go_to_the_pool() {
+    let s = lua_server(&[
+        ("runtime.lua_min_count", "1"),
+        ("runtime.lua_max_count", "1"),
+    ])
+    .await;
+    let u = s.user("capped").await;
+    let slow = |seq: u32| {
+        let (s, token) = (&s, u.token.clone());
+        async move {
+            s.rpc("test.slow_store", &token, &format!("{seq} 1500"))
+                .await
+        }
+    };
+    let watch = async {
+        for _ in 0..150 {
+            let generation = s.runtime.current();
+            let (threads, idle, _) = generation.pool_usage();
+            let seen = (generation.inline_calls(), threads - idle);
+            if seen == (1, 1) {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let generation = s.runtime.current();
+        let (threads, idle, _) = generation.pool_usage();
+        (generation.inline_calls(), threads - idle)
+    };
+    let (a, b, seen) = tokio::join!(slow(1), slow(2), watch);
+    assert_eq!(seen, (1, 1), "(inline calls, busy pool VMs) while both ran");
+    assert_eq!((a.0, b.0), (200, 200), "{a:?} {b:?}");
+    assert_eq!(s.runtime.current().inline_calls(), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_hooks_rewrite_reject_and_observe() {
     let s = lua_server(&[]).await;
