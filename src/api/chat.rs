@@ -28,11 +28,19 @@ pub enum ChatRequest {
     Send { channel_id: String, content: String },
 }
 
+/// Whether `key` is an envelope message this module reads.
+pub fn is_message(key: &str) -> bool {
+    matches!(
+        key,
+        "channel_join" | "channel_leave" | "channel_message_send"
+    )
+}
+
 /// Reads a chat envelope body; `None` when it is malformed (the socket then closes, as
 /// Nakama's strict decoder does).
 pub fn parse(key: &str, body: &Map<String, Value>) -> Option<ChatRequest> {
     let string = |name: &str| match body.get(name) {
-        None => Some(String::new()),
+        None | Some(Value::Null) => Some(String::new()),
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => None,
     };
@@ -54,7 +62,7 @@ pub fn parse(key: &str, body: &Map<String, Value>) -> Option<ChatRequest> {
         "channel_join" => ChatRequest::Join(JoinRequest {
             target: string("target")?,
             kind: match body.get("type") {
-                None => 0,
+                None | Some(Value::Null) => 0,
                 Some(v) => v.as_i64().filter(|n| i32::try_from(*n).is_ok())?,
             },
             persistence: flag("persistence", true)?,

@@ -250,32 +250,43 @@ fn handle_text(text: &str) -> Step {
     let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text) else {
         return MALFORMED;
     };
+    // protojson reads `null` as "not set" for a field it knows (an unknown key is an error
+    // whatever its value).
     let cid = match map.get("cid") {
-        None => None,
+        None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.as_str()),
         Some(_) => return MALFORMED,
     };
-    let mut messages = map.iter().filter(|(k, _)| *k != "cid");
+    let known = |k: &str| {
+        ["ping", "pong", "rpc"].contains(&k)
+            || chat::is_message(k)
+            || KNOWN_UNSUPPORTED.contains(&k)
+    };
+    let mut messages = map
+        .iter()
+        .filter(|(k, v)| *k != "cid" && !(v.is_null() && known(k)));
     let Some((key, body)) = messages.next() else {
         return Step::Close(
             Some(error_envelope(cid, 2, "Missing message.")),
             "error processing message",
         );
     };
-    if messages.next().is_some() || !body.is_object() {
+    let Some(fields) = body.as_object() else {
+        return MALFORMED;
+    };
+    if messages.next().is_some() {
         return MALFORMED;
     }
     match key.as_str() {
+        // Ping and Pong have no fields: any key is an unknown field.
+        "ping" | "pong" if !fields.is_empty() => MALFORMED,
         "ping" => Step::Reply(envelope(cid, "pong", json!({}))),
         "pong" => Step::Continue,
         "rpc" => {
-            let (id, payload) = match (body.get("id"), body.get("payload")) {
-                (Some(Value::String(id)), None) => (id.as_str(), ""),
-                (Some(Value::String(id)), Some(Value::String(p))) => (id.as_str(), p.as_str()),
-                (None, None) => ("", ""),
-                (None, Some(Value::String(p))) => ("", p.as_str()),
-                _ => return MALFORMED,
+            let Some(rpc) = rpc_fields(fields) else {
+                return MALFORMED;
             };
+            let (id, payload) = (rpc.id.unwrap_or(""), rpc.payload.unwrap_or(""));
             if id.is_empty() {
                 Step::Reply(error_envelope(cid, 3, "RPC ID must be set"))
             } else {
@@ -302,6 +313,33 @@ fn handle_text(text: &str) -> Step {
         )),
         _ => MALFORMED,
     }
+}
+
+/// The string fields of a socket `Rpc` message (`id`, `payload`, `http_key`, which a socket
+/// call does not need), each under its proto or its JSON name as protojson accepts them.
+#[derive(Default)]
+struct RpcFields<'a> {
+    id: Option<&'a str>,
+    payload: Option<&'a str>,
+}
+
+/// `None` when a key is not a field of `Rpc` or a value is not a string (or null).
+fn rpc_fields(fields: &serde_json::Map<String, Value>) -> Option<RpcFields<'_>> {
+    let mut rpc = RpcFields::default();
+    for (key, value) in fields {
+        let value = match value {
+            Value::Null => None,
+            Value::String(s) => Some(s.as_str()),
+            _ => return None,
+        };
+        match key.as_str() {
+            "id" => rpc.id = value,
+            "payload" => rpc.payload = value,
+            "http_key" | "httpKey" => {}
+            _ => return None,
+        }
+    }
+    Some(rpc)
 }
 
 /// Runs an RPC for the socket and returns the reply frame (NAKAMA-SPEC §4.4).

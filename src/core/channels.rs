@@ -360,7 +360,7 @@ impl Channels {
             .send(vec![NewNotification {
                 user_id: other,
                 subject: format!("{name} wants to chat"),
-                content: serde_json::json!({ "username": name }).to_string(),
+                content: super::gojson::string_object(&[("username", name)]),
                 code: CODE_DM_REQUEST,
                 sender_id: Some(session.user_id),
                 persistent: true,

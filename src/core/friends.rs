@@ -242,7 +242,7 @@ impl Friends {
     /// Sends the notification each change calls for. Failures are logged and do not fail
     /// the friend call (Nakama's behaviour: the edges are already committed).
     async fn notify(&self, me: Uuid, my_name: &str, changes: Vec<(Uuid, FriendChange)>) {
-        let content = serde_json::json!({ "username": my_name }).to_string();
+        let content = super::gojson::string_object(&[("username", my_name)]);
         let batch: Vec<NewNotification> = changes
             .into_iter()
             .filter_map(|(user_id, change)| {

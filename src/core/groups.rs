@@ -258,9 +258,10 @@ impl Groups {
             GroupJoin::Full => Err(CoreError::invalid("Group is full.")),
             GroupJoin::Nothing | GroupJoin::Joined => Ok(()),
             GroupJoin::Requested { admins } => {
-                let content =
-                    serde_json::json!({ "group_id": group.to_string(), "username": username })
-                        .to_string();
+                let content = super::gojson::string_object(&[
+                    ("group_id", &group.to_string()),
+                    ("username", username),
+                ]);
                 let batch = admins
                     .into_iter()
                     .map(|admin| NewNotification {
@@ -332,9 +333,10 @@ impl Groups {
             GroupMembers::UnknownUser => Err(CoreError::invalid("One or more users not found.")),
             GroupMembers::Done { group, added } => {
                 if op == MemberOp::Add && !added.is_empty() {
-                    let content =
-                        serde_json::json!({ "group_id": group.id.to_string(), "name": group.name })
-                            .to_string();
+                    let content = super::gojson::string_object(&[
+                        ("group_id", &group.id.to_string()),
+                        ("name", &group.name),
+                    ]);
                     let batch = added
                         .into_iter()
                         .map(|user| NewNotification {

@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod cursor;
 pub mod error;
 pub mod friends;
+pub mod gojson;
 pub mod groups;
 pub mod inbox;
 pub mod metrics;

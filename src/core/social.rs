@@ -106,7 +106,7 @@ impl Social {
                 ),
                 e => CoreError::internal("Error importing friends.", e),
             })?;
-        let content = serde_json::json!({ "username": username }).to_string();
+        let content = super::gojson::string_object(&[("username", username)]);
         let batch: Vec<NewNotification> = linked
             .iter()
             .map(|friend| NewNotification {

@@ -11,6 +11,8 @@
 
 use mlua::{Lua, Table, Value};
 
+use crate::core::gojson::write_string;
+
 /// Deepest nesting either direction accepts; deeper (or cyclic) input is an error.
 pub const MAX_DEPTH: usize = 64;
 
@@ -146,27 +148,6 @@ pub fn go_float(n: f64) -> String {
         }
         None => e,
     }
-}
-
-fn write_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// Converts parsed JSON into a Lua value. `null` becomes nil (so it vanishes from tables).

@@ -113,6 +113,18 @@ async fn invite_accept_list_and_remove_with_notifications() {
     assert_eq!(n["subject"], "alice removed you as a friend");
     assert!(edges(&s, &alice, "").await.0.is_empty());
     assert!(edges(&s, &bob, "").await.0.is_empty());
+
+    // The content is Go's JSON text: `<`, `>` and `&` in a username are escaped (§4).
+    let odd = s.user("a%26b%3Cc%3E").await;
+    assert_eq!(
+        post(&s, &format!("/v2/friend?ids={}", bob.id), &odd)
+            .await
+            .0,
+        200
+    );
+    let n = notice(&mut wb).await;
+    assert_eq!(n["subject"], "a&b<c> wants to add you as a friend");
+    assert_eq!(n["content"], r#"{"username":"a\u0026b\u003cc\u003e"}"#);
 }
 
 #[tokio::test]

@@ -424,6 +424,24 @@ async fn the_socket_closes_on_hostile_frames_with_nakamas_reasons() {
             malformed,
         ),
         (
+            "unknown field inside ping",
+            "json",
+            Message::text(r#"{"cid":"1","ping":{"x":1}}"#),
+            malformed,
+        ),
+        (
+            "unknown field inside rpc",
+            "json",
+            Message::text(r#"{"cid":"1","rpc":{"id":"x","bogus":1}}"#),
+            malformed,
+        ),
+        (
+            "rpc id of the wrong type",
+            "json",
+            Message::text(r#"{"cid":"1","rpc":{"id":5}}"#),
+            malformed,
+        ),
+        (
             "two messages",
             "json",
             Message::text(r#"{"ping":{},"pong":{}}"#),
@@ -498,7 +516,22 @@ async fn the_socket_closes_on_hostile_frames_with_nakamas_reasons() {
     let reply = next_json(&mut ws).await;
     assert_eq!(reply["cid"], "2");
     assert_eq!(reply["error"]["code"], 3, "{reply}");
-    send_text(&mut ws, r#"{"cid":"3"}"#).await;
+    // protojson reads null as "not set": no cid; an RPC with null fields beside its id (and
+    // the http_key a socket call does not need) runs; a null message is no message.
+    send_text(&mut ws, r#"{"cid":null,"ping":{}}"#).await;
+    assert_eq!(next_json(&mut ws).await, json!({"pong": {}}));
+    send_text(
+        &mut ws,
+        r#"{"cid":"r","rpc":{"id":"nope","payload":null,"http_key":"k"}}"#,
+    )
+    .await;
+    let reply = next_json(&mut ws).await;
+    assert_eq!(reply["cid"], "r");
+    assert_eq!(
+        reply["error"]["message"], "RPC function not found",
+        "{reply}"
+    );
+    send_text(&mut ws, r#"{"cid":"3","ping":null}"#).await;
     assert_eq!(
         next_json(&mut ws).await,
         json!({"cid": "3", "error": {"code": 2, "message": "Missing message."}})
