@@ -462,7 +462,7 @@ async fn scripts_create_and_fill_groups() {
     let nil = Uuid::nil();
     assert_eq!(
         body["payload"],
-        format!("Scripted|de|true|2|{nil}|2|joiner|2|Scripted|error while trying to create group: group name in use")
+        format!("Scripted|de|true|2|{nil}|2|joiner|2|Scripted|eval:5: error while trying to create group: group name in use")
     );
     let n = notice(&mut wj).await;
     assert_eq!(n["code"], -4);

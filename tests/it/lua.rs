@@ -84,6 +84,10 @@ async fn argument_rules_and_error_text_match_nakama() {
         (r#"nk.register_rpc(function() end, "")"#.into(), "bad argument #2 to register_rpc (expects rpc id)".into()),
         (r#"nk.users_get_id({"x"})"#.into(), "bad argument #1 to users_get_id (each user id must be a valid id string)".into()),
         (r#"nk.run_once(function() error("no") end)"#.into(), "no error".into()),
+        // The name is the one the script called the function by, as gopher-lua reports it.
+        (format!(r#"local s = nk.notification_send s("{uid}", "", {{}}, 1)"#), "bad argument #2 to s (expects subject to be a non-empty string)".into()),
+        (format!(r#"local ok, e = pcall(nk.notification_send, "{uid}", "", {{}}, 1) error(e, 0)"#), "bad argument #2 to (anonymous) (expects subject to be a non-empty string)".into()),
+        (format!(r#"return (function() return nk.notification_send("{uid}", "", {{}}, 1) end)()"#), "bad argument #2 to notification_send (expects subject to be a non-empty string)".into()),
     ];
     for (call, want) in cases {
         let got = eval(&s, &u.token, &raised(&call)).await;
@@ -107,7 +111,9 @@ async fn nk_helpers_behave_like_nakama() {
         ("return nk.json_encode({h='<&>'})", r#"{"h":"\u003c\u0026\u003e"}"#),
         ("return nk.json_encode(1e20)", "100000000000000000000"),
         ("local t = nk.json_decode('{\"a\":1,\"b\":null,\"c\":[1,2]}') return tostring(t.a) .. tostring(t.b) .. #t.c", "1nil2"),
-        ("local ok, e = pcall(nk.json_decode, '{') return e:sub(1, 20)", "not a valid JSON str"),
+        // Raised under pcall, the error still carries the script's line (gopher-lua's `where`
+        // skips Go frames).
+        ("local ok, e = pcall(nk.json_decode, '{') return e:sub(1, 28)", "eval:1: not a valid JSON str"),
         ("return nk.logger_info('hello')", "hello"),
         ("return tostring(#nk.uuid_v4())", "36"),
         ("return nk.sha256_hash('abc')", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
@@ -326,7 +332,7 @@ async fn an_rpcs_sends_commit_together_before_it_answers() {
     assert_eq!(status, 500, "{body}");
     let message = body["message"].as_str().unwrap_or_default();
     assert!(
-        message.ends_with("false failed to send notifications: ERROR: insert or update on table \"notification\" violates foreign key constraint \"notification_user_id_fkey\" (SQLSTATE 23503)"),
+        message.ends_with("false eval:3: failed to send notifications: ERROR: insert or update on table \"notification\" violates foreign key constraint \"notification_user_id_fkey\" (SQLSTATE 23503)"),
         "the unknown recipient fails its own call: {message}"
     );
     let mut frames = Vec::new();

@@ -4,8 +4,9 @@
 //! Errors: Nakama raises errors as Lua strings positioned at the script line that called the
 //! `nk` function (`modules/x.lua:12: bad argument #2 to notification_send (...)`). A Rust
 //! callback's error would reach Lua as userdata, which scripts cannot match or concatenate, so
-//! each raw function returns `true, results...` or `false, message`, and a one-line Lua
-//! wrapper turns the latter into `error(message, 3)`: the position of the script's call.
+//! each raw function returns `true, results...` or `false, message` (the message already
+//! prefixed with the script's position, [`script_position`]), and a one-line Lua wrapper turns
+//! the latter into `error(message, 0)`.
 
 mod accounts;
 mod friends;
@@ -33,9 +34,25 @@ impl From<mlua::Error> for NkError {
 type Raw = fn(&Lua, &Args) -> NkResult<MultiValue>;
 
 /// The arguments of one call, with gopher-lua's checking helpers and messages.
-pub struct Args {
+pub struct Args<'lua> {
+    lua: &'lua Lua,
     name: &'static str,
     values: Vec<Value>,
+}
+
+/// The function's name in an argument error, as gopher-lua finds it: the name the calling
+/// script used (`nk.notification_send(...)`: `notification_send`; `local s = nk.notification_send;
+/// s(...)`: `s`), and `(anonymous)` when no script called it by a name (`pcall(nk.f, ...)`).
+/// Only looked up when an error is raised: finding a name walks the caller's bytecode.
+fn name_as_called(lua: &Lua, nk_name: &str) -> String {
+    // Level 0 is the Rust function, 1 the `nk` wrapper (WRAP), 2 its caller. Lua 5.1 forgets
+    // the name of a tail-called function (`return nk.f(...)`), which gopher-lua keeps.
+    if lua.inspect_stack(2, |d| d.source().what == "tail") == Some(true) {
+        return nk_name.to_string();
+    }
+    lua.inspect_stack(1, |d| d.names().name.map(|n| n.into_owned()))
+        .flatten()
+        .unwrap_or_else(|| "(anonymous)".to_string())
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -53,14 +70,15 @@ fn number_text(n: f64) -> String {
     }
 }
 
-impl Args {
+impl Args<'_> {
     pub fn get(&self, n: usize) -> &Value {
         self.values.get(n - 1).unwrap_or(&Value::Nil)
     }
 
     /// `bad argument #n to f (msg)`.
     pub fn error(&self, n: usize, msg: &str) -> NkError {
-        NkError(format!("bad argument #{n} to {} ({msg})", self.name))
+        let name = name_as_called(self.lua, self.name);
+        NkError(format!("bad argument #{n} to {name} ({msg})"))
     }
 
     fn type_error(&self, n: usize, expected: &str) -> NkError {
@@ -131,6 +149,32 @@ impl Args {
     }
 }
 
+/// The position an error raised by an `nk` function carries, as gopher-lua's `where` gives it:
+/// `source:line: ` of the nearest script frame that led to the call, skipping functions that
+/// are not Lua (`pcall`), so `pcall(nk.f, ...)` still names the script's line.
+fn script_position(lua: &Lua) -> String {
+    // Level 0 is the Rust function and 1 the `nk` wrapper; a call chain deeper than this
+    // many C frames and tail calls without a script frame gets no position.
+    for level in 2..32 {
+        let Some(found) = lua.inspect_stack(level, |d| {
+            let source = d.source();
+            match source.what {
+                "Lua" | "main" => Some(match (d.current_line(), source.short_src) {
+                    (Some(line), Some(src)) if line > 0 => format!("{src}:{line}: "),
+                    _ => String::new(),
+                }),
+                _ => None,
+            }
+        }) else {
+            break;
+        };
+        if let Some(position) = found {
+            return position;
+        }
+    }
+    String::new()
+}
+
 /// Packs results for the wrapper.
 pub fn ret(lua: &Lua, values: impl mlua::IntoLuaMulti) -> NkResult<MultiValue> {
     Ok(values.into_lua_multi(lua)?)
@@ -141,7 +185,7 @@ local raw = ...
 local error = error
 local function pass(ok, ...)
   if ok then return ... end
-  error((...), 3)
+  error((...), 0)
 end
 local nk = {}
 for name, f in pairs(raw) do
@@ -164,16 +208,18 @@ pub fn build(lua: &Lua) -> mlua::Result<Table> {
     for (name, f) in all {
         let func = lua.create_function(move |lua, values: MultiValue| {
             let args = Args {
+                lua,
                 name,
                 values: values.into_vec(),
             };
             let mut out = match f(lua, &args) {
                 Ok(v) => v,
                 Err(NkError(msg)) => {
+                    let msg = format!("{}{msg}", script_position(lua));
                     return Ok(MultiValue::from_vec(vec![
                         Value::Boolean(false),
                         Value::String(lua.create_string(&msg)?),
-                    ]))
+                    ]));
                 }
             };
             out.push_front(Value::Boolean(true));
