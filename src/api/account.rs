@@ -237,6 +237,9 @@ pub fn wire_user(u: &UserRecord, online: bool) -> serde_json::Map<String, serde_
     if online {
         wire_user.insert("online".into(), true.into());
     }
+    if u.edge_count > 0 {
+        wire_user.insert("edge_count".into(), u.edge_count.into());
+    }
     wire_user.insert("create_time".into(), rfc3339_secs(u.create_time).into());
     wire_user.insert("update_time".into(), rfc3339_secs(u.update_time).into());
     wire_user

@@ -44,6 +44,9 @@ pub struct UserRecord {
     pub update_time: i64,
     /// Unix seconds the account was banned at; 0 when it is not.
     pub disable_time: i64,
+    /// The user's own friend edges in any state (friend, invite sent or received, blocked):
+    /// Nakama's `users.edge_count`, counted when read instead of kept in a column.
+    pub edge_count: i64,
 }
 
 /// What a friend call did to one pair of users, for the notification it triggers.

@@ -13,10 +13,24 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 // The column lists both backends select, in the order their row readers expect.
+/// A user's columns, ending with the given `edge_count` expression.
+macro_rules! user_cols {
+    ($edge_count:literal) => {
+        concat!(
+            "u.id, u.username, u.display_name, u.avatar_url, u.lang_tag, u.location, ",
+            "u.timezone, u.metadata, u.email, u.password, u.custom_id, u.create_time, ",
+            "u.update_time, u.disable_time, ",
+            $edge_count
+        )
+    };
+}
+/// How many columns [`USER_COLS`] and [`FRIEND_USER_COLS`] select: a query's own columns
+/// after them start here.
+pub(crate) const USER_COL_COUNT: usize = 15;
 pub(crate) const USER_COLS: &str =
-    "u.id, u.username, u.display_name, u.avatar_url, u.lang_tag, u.location, \
-    u.timezone, u.metadata, u.email, u.password, u.custom_id, u.create_time, u.update_time, \
-    u.disable_time";
+    user_cols!("(SELECT count(*) FROM user_edge ue WHERE ue.source_id = u.id)");
+/// A friend list's users: Nakama's friend queries never read `edge_count`, so it is 0 there.
+pub(crate) const FRIEND_USER_COLS: &str = user_cols!("CAST(0 AS BIGINT)");
 pub(crate) const NOTIFICATION_COLS: &str =
     "id, user_id, subject, content, code, sender_id, create_time, expire_time";
 /// An inbox item's columns: a notification's, then read_time, seen_time and its sequence.

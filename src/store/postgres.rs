@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::{
     broadcast_mark_values, broadcast_rows_sql, changes_range_sql, live_sql, BROADCAST_INBOX_COLS,
-    GROUP_COLS, INBOX_COLS, NOTIFICATION_COLS, USER_COLS,
+    FRIEND_USER_COLS, GROUP_COLS, INBOX_COLS, NOTIFICATION_COLS, USER_COLS, USER_COL_COUNT as U,
 };
 use crate::core::groups::{self, MemberOp, Transition};
 use crate::core::metrics::WriterMetrics;
@@ -357,6 +357,7 @@ fn user_from(row: &Row) -> UserRecord {
         create_time: row.get(11),
         update_time: row.get(12),
         disable_time: row.get(13),
+        edge_count: row.get(14),
     }
 }
 
@@ -1537,7 +1538,7 @@ impl Store for PgStore {
             None => (i16::MIN, i64::MIN, Uuid::nil()),
         };
         let sql = format!(
-            "SELECT {USER_COLS}, e.state, e.position, e.update_time, e.metadata \
+            "SELECT {FRIEND_USER_COLS}, e.state, e.position, e.update_time, e.metadata \
              FROM user_edge e JOIN users u ON u.id = e.destination_id \
              WHERE e.source_id = $1 AND ($2::smallint < 0 OR e.state = $2::smallint) \
              AND (e.state, e.position, e.destination_id) >= ($3, $4, $5) \
@@ -1561,10 +1562,10 @@ impl Store for PgStore {
             .iter()
             .map(|r| FriendEdge {
                 user: user_from(r),
-                state: i32::from(r.get::<_, i16>(14)),
-                position: r.get(15),
-                update_time: r.get(16),
-                metadata: r.get(17),
+                state: i32::from(r.get::<_, i16>(U)),
+                position: r.get(U + 1),
+                update_time: r.get(U + 2),
+                metadata: r.get(U + 3),
             })
             .collect())
     }
@@ -1857,7 +1858,7 @@ impl Store for PgStore {
             .map_err(pg_err)?;
         Ok(rows
             .iter()
-            .map(|r| (user_from(r), i32::from(r.get::<_, i16>(14)), r.get(15)))
+            .map(|r| (user_from(r), i32::from(r.get::<_, i16>(U)), r.get(U + 1)))
             .collect())
     }
 

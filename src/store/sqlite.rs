@@ -37,7 +37,8 @@ use uuid::Uuid;
 
 use super::{
     broadcast_mark_values, broadcast_rows_sql, changes_range_sql, live_sql, visible_broadcasts_sql,
-    BROADCAST_INBOX_COLS, GROUP_COLS, INBOX_COLS, NOTIFICATION_COLS, USER_COLS,
+    BROADCAST_INBOX_COLS, FRIEND_USER_COLS, GROUP_COLS, INBOX_COLS, NOTIFICATION_COLS, USER_COLS,
+    USER_COL_COUNT as U,
 };
 use crate::core::groups::{self, MemberOp, Transition};
 use crate::core::metrics::WriterMetrics;
@@ -393,6 +394,7 @@ fn user_from(row: &Row) -> rusqlite::Result<UserRecord> {
         create_time: row.get(11)?,
         update_time: row.get(12)?,
         disable_time: row.get(13)?,
+        edge_count: row.get(14)?,
     })
 }
 
@@ -1437,7 +1439,7 @@ impl Store for SqliteStore {
             let (from_state, from_position) = after.unwrap_or((i64::MIN, i64::MIN));
             let rows = stmt.query_map(
                 params![group.as_bytes().to_vec(), state, from_state, from_position, limit as i64],
-                |row| Ok((user_from(row)?, row.get(14)?, row.get(15)?)),
+                |row| Ok((user_from(row)?, row.get(U)?, row.get(U + 1)?)),
             )?;
             rows.collect()
         })
@@ -1739,7 +1741,7 @@ impl Store for SqliteStore {
                 None => (i64::MIN, i64::MIN, Vec::new()),
             };
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT {USER_COLS}, e.state, e.position, e.update_time, e.metadata \
+                "SELECT {FRIEND_USER_COLS}, e.state, e.position, e.update_time, e.metadata \
                  FROM user_edge e JOIN users u ON u.id = e.destination_id \
                  WHERE e.source_id = ?1 AND (?2 IS NULL OR e.state = ?2) \
                  AND (e.state, e.position, e.destination_id) >= (?3, ?4, ?5) \
@@ -1757,10 +1759,10 @@ impl Store for SqliteStore {
                 |row| {
                     Ok(FriendEdge {
                         user: user_from(row)?,
-                        state: row.get(14)?,
-                        position: row.get(15)?,
-                        update_time: row.get(16)?,
-                        metadata: row.get(17)?,
+                        state: row.get(U)?,
+                        position: row.get(U + 1)?,
+                        update_time: row.get(U + 2)?,
+                        metadata: row.get(U + 3)?,
                     })
                 },
             )?;

@@ -63,6 +63,16 @@ async fn invite_accept_list_and_remove_with_notifications() {
     assert_eq!(n["persistent"], true);
     assert_eq!(edges(&s, &alice, "").await.0, [("bob".to_string(), 1)]);
     assert_eq!(edges(&s, &bob, "").await.0, [("alice".to_string(), 2)]);
+    // Each side now has one edge of its own: Nakama's edge_count, on the account (a friend
+    // list never carries it, below).
+    assert_eq!(
+        s.get("/v2/account", &alice.token).await.1["user"]["edge_count"],
+        1
+    );
+    assert_eq!(
+        s.get("/v2/account", &bob.token).await.1["user"]["edge_count"],
+        1
+    );
 
     // Inviting again changes nothing and notifies nobody.
     assert_eq!(
@@ -113,6 +123,11 @@ async fn invite_accept_list_and_remove_with_notifications() {
     assert_eq!(n["subject"], "alice removed you as a friend");
     assert!(edges(&s, &alice, "").await.0.is_empty());
     assert!(edges(&s, &bob, "").await.0.is_empty());
+    let account = s.get("/v2/account", &bob.token).await.1;
+    assert!(
+        account["user"].get("edge_count").is_none(),
+        "0 is left out: {account}"
+    );
 
     // The content is Go's JSON text: `<`, `>` and `&` in a username are escaped (§4).
     let odd = s.user("a%26b%3Cc%3E").await;
@@ -413,11 +428,13 @@ async fn scripts_manage_friends_with_nakamas_arguments() {
            local list = nk.friends_list("{g}")
            local f = list[1]
            return table.concat({{tostring(#list), tostring(f.state), f.user.username, f.user.user_id,
-             f.metadata.note, type(f.update_time), tostring(f.user.online)}}, "|")"#
+             f.metadata.note, type(f.update_time), tostring(f.user.online), tostring(f.user.edge_count),
+             tostring(nk.users_get_id({{"{h}"}})[1].edge_count)}}, "|")"#
     );
+    // edge_count: 0 in a friend list (Nakama's query never reads it), the real count elsewhere.
     assert_eq!(
         eval(code).await,
-        format!("1|1|hal|{h}|met in raid|number|true")
+        format!("1|1|hal|{h}|met in raid|number|true|0|1")
     );
     let n = notice(&mut wh).await;
     assert_eq!(n["code"], -2);

@@ -106,7 +106,7 @@ pub(super) fn user_table(lua: &Lua, u: &UserRecord, online: bool) -> NkResult<Ta
         convert::decode(lua, &u.metadata).unwrap_or(Value::Nil),
     )?;
     t.set("online", online)?;
-    t.set("edge_count", 0)?;
+    t.set("edge_count", u.edge_count)?;
     t.set("create_time", u.create_time)?;
     t.set("update_time", u.update_time)?;
     Ok(t)
