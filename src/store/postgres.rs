@@ -294,6 +294,58 @@ async fn resolve_copy(
 }
 
 /// `n` as `user` sees it when `is_broadcast`: with the id of their copy.
+/// Updates one player's copy of a broadcast, that player's only, as the SQLite store does
+/// (`update_copy` there): the copy becomes a row of its own and the broadcast is hidden for
+/// its owner. Takes the two sequence numbers after `seq`.
+async fn update_copy(
+    tx: &impl GenericClient,
+    seq: &mut i64,
+    broadcast: Uuid,
+    owner: Uuid,
+    u: &NotificationUpdate,
+) -> Result<u64, tokio_postgres::Error> {
+    let sql = format!(
+        "SELECT {BROADCAST_INBOX_COLS} FROM ({}) bx WHERE id = $2 AND gone = 0",
+        broadcasts_of(1, 3)
+    );
+    let Some(row) = tx
+        .query_opt(&sql, &[&owner, &broadcast, &now_micros()])
+        .await?
+    else {
+        return Ok(0);
+    };
+    let item = inbox_item_from(&row);
+    tx.execute(
+        "INSERT INTO notification_broadcast_state (user_id, broadcast_id, hidden, change_seq) \
+         VALUES ($1, $2, 1, $3) ON CONFLICT (user_id, broadcast_id) DO UPDATE \
+         SET hidden = 1, change_seq = excluded.change_seq",
+        &[&owner, &broadcast, &(*seq + 1)],
+    )
+    .await?;
+    let n = item.notification;
+    let sender = u.sender_id.or(n.sender_id).unwrap_or_default();
+    *seq += 2;
+    tx.execute(
+        "INSERT INTO notification (user_id, create_time, id, subject, content, code, sender_id, \
+         expire_time, read_time, seen_time, change_seq) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        &[
+            &owner,
+            &n.create_time,
+            &u.id,
+            &u.subject.as_deref().unwrap_or(&n.subject),
+            &u.content.as_deref().unwrap_or(&n.content),
+            &(n.code as i16),
+            &sender,
+            &n.expire_time,
+            &item.read_time,
+            &item.seen_time,
+            &*seq,
+        ],
+    )
+    .await
+}
+
 fn as_copy(mut n: Notification, user: Uuid, is_broadcast: bool) -> Notification {
     if is_broadcast {
         n.id = broadcast_copy_id(n.id, user);
@@ -960,16 +1012,9 @@ impl Store for PgStore {
                 )
                 .await
                 .map_err(pg_err)?;
-            // A broadcast's copy: the broadcast changes for everyone who sees it.
             if changed == 0 {
-                if let Some((b, _)) = resolve_copy(&tx, u.id, None).await.map_err(pg_err)? {
-                    changed = tx
-                        .execute(
-                            "UPDATE notification_broadcast SET subject = coalesce($2, subject), \
-                             content = coalesce($3, content), \
-                             sender_id = coalesce($4, sender_id), change_seq = $5 WHERE id = $1",
-                            &[&b, &u.subject, &u.content, &u.sender_id, &seq],
-                        )
+                if let Some((b, owner)) = resolve_copy(&tx, u.id, None).await.map_err(pg_err)? {
+                    changed = update_copy(&tx, &mut seq, b, owner, &u)
                         .await
                         .map_err(pg_err)?;
                 }

@@ -295,6 +295,55 @@ fn resolve_copy(
     Ok(owner.map(|u| (broadcast, u)))
 }
 
+/// Updates one player's copy of a broadcast, as Nakama (a row per player) would: that
+/// player's copy only. The copy becomes a row of its own (same id, create_time, read and seen
+/// state, the updated fields), and the broadcast is hidden for its owner. Sync reports the
+/// hide, then the row, in that order. 0 when the owner no longer sees the broadcast.
+fn update_copy(
+    c: &Connection,
+    state: &mut WriterState,
+    broadcast: &[u8],
+    owner: &[u8],
+    u: &NotificationUpdate,
+) -> rusqlite::Result<usize> {
+    let Some(item) = c
+        .prepare_cached(&format!(
+            "SELECT {BROADCAST_INBOX_COLS} FROM ({}) WHERE id = ?1 AND gone = 0",
+            broadcasts_of(2, 3)
+        ))?
+        .query_row(params![broadcast, owner, now_micros()], inbox_item_from)
+        .optional()?
+    else {
+        return Ok(0);
+    };
+    c.prepare_cached(
+        "INSERT INTO notification_broadcast_state (user_id, broadcast_id, hidden, change_seq) \
+         VALUES (?1, ?2, 1, ?3) ON CONFLICT (user_id, broadcast_id) DO UPDATE \
+         SET hidden = 1, change_seq = excluded.change_seq",
+    )?
+    .execute(params![owner, broadcast, tick(state)])?;
+    let n = item.notification;
+    let sender = u.sender_id.or(n.sender_id).unwrap_or_default();
+    c.prepare_cached(
+        "INSERT INTO notification (user_id, create_time, id, subject, content, code, sender_id, \
+         expire_time, read_time, seen_time, change_seq) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        owner,
+        n.create_time,
+        u.id.as_bytes().to_vec(),
+        u.subject.as_deref().unwrap_or(&n.subject),
+        u.content.as_deref().unwrap_or(&n.content),
+        n.code,
+        sender.as_bytes().to_vec(),
+        n.expire_time,
+        item.read_time,
+        item.seen_time,
+        tick(state),
+    ])
+}
+
 /// A broadcast row as `user` sees it: with the id of their copy.
 fn as_copy_of(user: Uuid) -> impl Fn(Notification) -> Notification {
     move |mut n| {
@@ -1796,27 +1845,20 @@ impl Store for SqliteStore {
                  content = coalesce(?3, content), sender_id = coalesce(?4, sender_id), \
                  change_seq = ?5 WHERE id = ?1",
             )?;
-            let mut broadcast = c.prepare_cached(
-                "UPDATE notification_broadcast SET subject = coalesce(?2, subject), \
-                 content = coalesce(?3, content), sender_id = coalesce(?4, sender_id), \
-                 change_seq = ?5 WHERE id = ?1",
-            )?;
             let mut n = 0;
             for u in updates {
-                let (subject, content) = (u.subject, u.content);
                 let sender = u.sender_id.map(|s| s.as_bytes().to_vec());
                 let seq = tick(state);
                 let mut changed = stmt.execute(params![
                     u.id.as_bytes().to_vec(),
-                    subject,
-                    content,
+                    u.subject,
+                    u.content,
                     sender,
                     seq
                 ])?;
-                // A broadcast's copy: the broadcast changes for everyone who sees it.
                 if changed == 0 {
-                    if let Some((b, _)) = resolve_copy(c, u.id, None)? {
-                        changed = broadcast.execute(params![b, subject, content, sender, seq])?;
+                    if let Some((b, owner)) = resolve_copy(c, u.id, None)? {
+                        changed = update_copy(c, state, &b, &owner, &u)?;
                     }
                 }
                 n += changed as u64;

@@ -1167,8 +1167,8 @@ async fn a_persistent_broadcast_is_one_row_with_state_per_player() {
     assert_eq!(cy_ids.len(), 3);
     assert_eq!(cy_ids[1], cy_id, "in sequence order");
 
-    // A script's update through any copy reaches everyone who still has it; a script's
-    // delete of a copy (no user given) removes that player's copy only, as in Nakama.
+    // A script's update or delete through a copy (no user given) changes that player's copy
+    // only, as in Nakama, where each player has a row.
     let ann_uuid = Uuid::parse_str(&ann_id).expect("uuid");
     s.core
         .notifications
@@ -1183,8 +1183,15 @@ async fn a_persistent_broadcast_is_one_row_with_state_per_player() {
     let (_, cy_list) = s.get("/v2/notification?limit=10", &cy.token).await;
     assert_eq!(
         cy_list["notifications"][1]["subject"],
-        json!("Season 2 is live!")
+        json!("Season 2 is live")
     );
+    let (_, ann_list) = s.get("/v2/notification?limit=10", &ann.token).await;
+    assert_eq!(
+        ann_list["notifications"][0]["subject"],
+        json!("Season 2 is live!"),
+        "{ann_list}"
+    );
+    assert_eq!(ann_list["notifications"][0]["id"], json!(ann_id));
     let got = s
         .core
         .notifications

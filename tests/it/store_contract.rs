@@ -1087,12 +1087,14 @@ async fn inbox_state_counts_and_filters(store: &Arc<dyn Store>, run: &Run) {
 }
 
 /// A broadcast is one row every existing user lists in create_time order among their own
-/// rows, with their own read state and delete; an update changes it for everyone, a delete
-/// without a user removes it for everyone; sync reports each.
+/// rows, with their own read state and delete; an update through one user's copy changes
+/// that copy only (as Nakama's row per user would), a delete without a user removes it for
+/// everyone; sync reports each.
 async fn broadcasts_have_state_per_user(store: &Arc<dyn Store>, run: &Run) {
     use tidings::core::store::{broadcast_copy_id, InboxFilter, InboxMark};
     let gil = new_user(store, run, "bc-gil").await;
     let hal = new_user(store, run, "bc-hal").await;
+    let joy = new_user(store, run, "bc-joy").await;
     let own = store
         .insert_notifications(vec![notification(gil.id, gil.id, "own")])
         .await
@@ -1194,7 +1196,7 @@ async fn broadcasts_have_state_per_user(store: &Arc<dyn Store>, run: &Run) {
         .expect("get as gil")
         .is_empty());
 
-    // Hal hides his copy; an update through gil's copy reaches everyone who still has it.
+    // Hal hides his copy.
     assert_eq!(
         store
             .delete_notifications(vec![hal_copy], Some(gil.id))
@@ -1221,26 +1223,65 @@ async fn broadcasts_have_state_per_user(store: &Arc<dyn Store>, run: &Run) {
     assert_eq!(hal_changes.broadcasts.len(), 1);
     assert_eq!(hal_changes.broadcasts[0].0.notification.id, hal_copy);
     assert!(hal_changes.broadcasts[0].1, "reported as gone for hal");
-    store
-        .update_notifications(vec![NotificationUpdate {
-            id: gil_copy,
-            subject: Some("to all, edited".into()),
-            content: None,
-            sender_id: None,
-        }])
-        .await
-        .expect("update");
+
+    // An update through gil's copy changes gil's copy only: it becomes gil's own row (same
+    // id, place and read state), and sync reports the broadcast gone for gil, then the row.
+    assert_eq!(
+        store
+            .update_notifications(vec![NotificationUpdate {
+                id: gil_copy,
+                subject: Some("to all, edited".into()),
+                content: None,
+                sender_id: None,
+            }])
+            .await
+            .expect("update"),
+        1
+    );
     let gil_changes = store
         .inbox_changes(gil.id, 0, 100)
         .await
         .expect("gil changes");
-    let seen = gil_changes
+    let gone = gil_changes
         .broadcasts
         .iter()
         .find(|(i, _)| i.notification.id == gil_copy)
-        .expect("gil's copy");
-    assert_eq!(seen.0.notification.subject, "to all, edited");
-    assert!(!seen.1 && seen.0.seq > b.create_time);
+        .expect("the broadcast, reported gone");
+    assert!(gone.1, "hidden for gil");
+    let own_row = gil_changes
+        .changed
+        .iter()
+        .find(|i| i.notification.id == gil_copy)
+        .expect("gil's own row");
+    assert_eq!(
+        (
+            own_row.notification.subject.as_str(),
+            own_row.notification.create_time,
+            own_row.notification.code,
+            own_row.read_time.is_some(),
+        ),
+        ("to all, edited", b.create_time, 9, true)
+    );
+    assert!(own_row.seq > gone.0.seq, "the row after the hide");
+    let listed: Vec<String> = store
+        .list_notifications(gil.id, None, 10)
+        .await
+        .expect("list")
+        .into_iter()
+        .filter(|n| n.id == gil_copy)
+        .map(|n| n.subject)
+        .collect();
+    assert_eq!(listed, ["to all, edited"], "listed once, edited");
+    let joy_copy = broadcast_copy_id(b.id, joy.id);
+    let joys = store
+        .get_notifications(vec![joy_copy], None)
+        .await
+        .expect("joy's copy");
+    assert_eq!(joys.len(), 1);
+    assert_eq!(
+        joys[0].subject, "to all",
+        "another player's copy is unchanged"
+    );
 
     // A user created after it does not see it.
     let mut row = notification(Uuid::nil(), Uuid::nil(), "before ivy");
