@@ -173,6 +173,20 @@ async fn default_limit_is_one_and_cursor_pages_oldest_first() {
     }
     assert_eq!(seen, ["n0", "n1", "n2", "n3", "n4"]);
 
+    // The cursor is a position, not a reference: deleting the row it points at (n4, here by
+    // its braced spelling, which Nakama's PostgreSQL accepts) does not break it (§2.4, §3.2).
+    let (_, all) = s.get("/v2/notification?limit=100", &u.token).await;
+    let last = list_items(&all)[4]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        s.delete(&format!("/v2/notification?ids=%7B{last}%7D"), &u.token)
+            .await,
+        (200, json!({}))
+    );
+    assert_eq!(
+        list_items(&s.get("/v2/notification?limit=100", &u.token).await.1).len(),
+        4
+    );
+
     // A cached cursor later yields only what is newer.
     send(&s, vec![note(u.id, "n5", 9, true)]).await;
     let (_, body) = s
@@ -253,10 +267,25 @@ async fn list_and_delete_refuse_bad_input() {
         list_items(&s.get("/v2/notification", &u.token).await.1).len(),
         1
     );
-    // No ids at all is a no-op.
+    // No ids at all is a no-op, and ids in a body are ignored (§2.4).
     assert_eq!(
         s.delete("/v2/notification?", &u.token).await,
         (200, json!({}))
+    );
+    let body = json!({ "ids": [id] }).to_string();
+    assert_eq!(
+        s.call(
+            reqwest::Method::DELETE,
+            "/v2/notification",
+            Some(&u.token),
+            Some(&body)
+        )
+        .await,
+        (200, json!({}))
+    );
+    assert_eq!(
+        list_items(&s.get("/v2/notification", &u.token).await.1).len(),
+        1
     );
     // Other spellings of a UUID are accepted.
     let (status, _) = s
