@@ -331,6 +331,96 @@ function nk.base64_decode(input, padding) end
 ---@return string hex
 function nk.sha256_hash(input) end
 
+---The MD5 of `input` as 32 lowercase hex digits.
+---@param input string Non-empty.
+---@return string hex
+function nk.md5_hash(input) end
+
+---The HMAC-SHA256 of `input` under `key`: the raw 32 bytes (hex them with `nk.base16_encode`).
+---@param input string Non-empty.
+---@param key string Non-empty.
+---@return string mac
+function nk.hmac_sha256_hash(input, key) end
+
+---Lowercase hex of `input`.
+---@param input string Non-empty.
+---@return string hex
+function nk.base16_encode(input) end
+
+---The bytes of hex text (either case); raises on an odd length or a non-hex digit.
+---@param input string Non-empty.
+---@return string bytes
+function nk.base16_decode(input) end
+
+---URL-safe base64 (`-_`); `padding` (default true) adds `=` padding.
+---@param input string Non-empty.
+---@param padding? boolean Default true.
+---@return string encoded
+function nk.base64url_encode(input, padding) end
+
+---Decodes URL-safe base64. `padding` false (the default): padding optional; true: required.
+---@param input string Non-empty.
+---@param padding? boolean Default false.
+---@return string decoded
+function nk.base64url_decode(input, padding) end
+
+---A bcrypt hash of `input` (cost 13); at most 72 bytes.
+---@param input string Non-empty.
+---@return string hash
+function nk.bcrypt_hash(input) end
+
+---Whether `input` matches a bcrypt `hash`.
+---@param hash string Non-empty.
+---@param input string Non-empty.
+---@return boolean matched
+function nk.bcrypt_compare(hash, input) end
+
+---A UUID's 16 raw bytes as its canonical string.
+---@param bytes string 16 bytes.
+---@return string id
+function nk.uuid_bytes_to_string(bytes) end
+
+---A UUID string's 16 raw bytes.
+---@param id string
+---@return string bytes
+function nk.uuid_string_to_bytes(id) end
+
+---`count` (1-1000) cryptographically secure random bytes.
+---@param count integer
+---@return string bytes
+function nk.secure_random_bytes(count) end
+
+---Stores a copy of `value` (nil, boolean, number, string or a table of those) under `key`,
+---shared by every VM of this server; `ttl` in seconds, 0 for none.
+---@param key string Non-empty.
+---@param value any
+---@param ttl? integer Default 0.
+function nk.localcache_put(key, value, ttl) end
+
+---A copy of the value under `key`, or `default` when it is missing or expired.
+---@param key string Non-empty.
+---@param default? any
+---@return any value
+function nk.localcache_get(key, default) end
+
+---Removes `key` from the local cache.
+---@param key string Non-empty.
+function nk.localcache_delete(key) end
+
+---Empties the local cache.
+function nk.localcache_clear() end
+
+---Closes the socket `session_id` on this server (close 1000 "server-side session disconnect").
+---@param session_id string
+---@param reason? integer 0-4.
+function nk.session_disconnect(session_id, reason) end
+
+---Revokes the user's given tokens, or all of them when neither is given.
+---@param user_id string
+---@param token? string
+---@param refresh_token? string
+function nk.session_logout(user_id, token, refresh_token) end
+
 ---The current call's context table; at module load, only the server-level keys.
 ---@return nk.Context context
 function nk.get_context() end

@@ -290,6 +290,16 @@ impl Presence {
         self.lock().get(&user_id).cloned().unwrap_or_default()
     }
 
+    /// The session `session_id` on this node, if it is open. Walks every session: for the
+    /// rare script call that names one (`nk.session_disconnect`), not for delivery.
+    pub fn session(&self, session_id: Uuid) -> Option<Arc<SessionHandle>> {
+        self.lock()
+            .values()
+            .flatten()
+            .find(|s| s.session_id == session_id)
+            .cloned()
+    }
+
     /// True when the user has a socket on this node (where to deliver).
     pub fn is_online(&self, user_id: Uuid) -> bool {
         self.lock().contains_key(&user_id)

@@ -206,10 +206,20 @@ impl Sessions {
         token: Option<&str>,
         refresh_token: Option<&str>,
     ) -> CoreResult<()> {
+        self.logout_user(caller.user_id, token, refresh_token).await
+    }
+
+    /// [`Sessions::logout`] for `user_id`, whoever asks (`nk.session_logout`).
+    pub async fn logout_user(
+        &self,
+        user_id: Uuid,
+        token: Option<&str>,
+        refresh_token: Option<&str>,
+    ) -> CoreResult<()> {
         let mut revoke = Vec::new();
         if let Some(token) = token.filter(|t| !t.is_empty()) {
             match parse_token(token, &self.settings.encryption_key) {
-                Some(u) if u.user_id == caller.user_id => revoke.push(RevokedToken {
+                Some(u) if u.user_id == user_id => revoke.push(RevokedToken {
                     token_id: u.token_id,
                     refresh: false,
                     expires_at: u.expires_at,
@@ -219,7 +229,7 @@ impl Sessions {
         }
         if let Some(token) = refresh_token.filter(|t| !t.is_empty()) {
             match parse_token(token, &self.settings.refresh_encryption_key) {
-                Some(u) if u.user_id == caller.user_id => revoke.push(RevokedToken {
+                Some(u) if u.user_id == user_id => revoke.push(RevokedToken {
                     token_id: u.token_id,
                     refresh: true,
                     expires_at: u.expires_at,
@@ -228,7 +238,7 @@ impl Sessions {
             }
         }
         if revoke.is_empty() {
-            return self.invalidate_user(caller.user_id).await;
+            return self.invalidate_user(user_id).await;
         }
         self.store
             .revoke_tokens(revoke.clone())

@@ -113,6 +113,7 @@ impl Generation {
         settings: Settings,
         core: Arc<Core>,
         version: &str,
+        localcache: Arc<nk::LocalCache>,
     ) -> Result<Generation, String> {
         let path = settings.path.clone();
         let modules = tokio::task::spawn_blocking(move || modules::discover(&path))
@@ -131,6 +132,7 @@ impl Generation {
             modules,
             run_once_done: Default::default(),
             inline_calls: Default::default(),
+            localcache,
         });
         let (pool, (rpcs, before, after)) = pool::Pool::start(shared).await?;
         Ok(Generation {

@@ -55,6 +55,9 @@ pub struct Runtime {
     /// One reload at a time; a trigger during a reload waits and then reloads again.
     reloading: tokio::sync::Mutex<()>,
     attempts: watch::Sender<u64>,
+    /// `nk.localcache_*`'s entries outlive each generation, as they would the code that put
+    /// them in a server without reloads.
+    localcache: Arc<super::nk::LocalCache>,
 }
 
 impl Runtime {
@@ -64,7 +67,9 @@ impl Runtime {
         core: Arc<Core>,
         version: &str,
     ) -> Result<Runtime, String> {
-        let generation = Generation::start(settings.clone(), core.clone(), version).await?;
+        let localcache = Arc::new(super::nk::LocalCache::default());
+        let generation =
+            Generation::start(settings.clone(), core.clone(), version, localcache.clone()).await?;
         let status = ReloadStatus {
             generation: 1,
             modules: generation.modules().to_vec(),
@@ -80,6 +85,7 @@ impl Runtime {
             status: Mutex::new(status),
             reloading: tokio::sync::Mutex::new(()),
             attempts: watch::channel(0).0,
+            localcache,
         })
     }
 
@@ -108,8 +114,13 @@ impl Runtime {
     pub async fn reload(&self, reason: &str) -> Result<u64, String> {
         let _one_at_a_time = self.reloading.lock().await;
         let started = std::time::Instant::now();
-        let result =
-            Generation::start(self.settings.clone(), self.core.clone(), &self.version).await;
+        let result = Generation::start(
+            self.settings.clone(),
+            self.core.clone(),
+            &self.version,
+            self.localcache.clone(),
+        )
+        .await;
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
         status.attempts += 1;
         status.last_attempt_at = Some(SystemTime::now());

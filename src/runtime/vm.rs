@@ -35,6 +35,8 @@ pub struct Shared {
     pub run_once_done: AtomicBool,
     /// Calls running inline right now (`runtime::inline`).
     pub inline_calls: std::sync::atomic::AtomicUsize,
+    /// `nk.localcache_*`: one per process, kept across reloads.
+    pub localcache: Arc<super::nk::LocalCache>,
 }
 
 impl Shared {

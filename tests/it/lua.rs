@@ -865,3 +865,109 @@ async fn hostile_scripts_get_clean_errors_and_cannot_poison_later_calls() {
     let big = eval(&s, &u.token, "return string.rep('x', 8 * 1024 * 1024)").await;
     assert_eq!(big.len(), 8 * 1024 * 1024);
 }
+
+/// The encodings, hashes, local cache and session functions, with Nakama's results and
+/// messages (NAKAMA-SPEC §5.5, §9.4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codecs_local_cache_and_sessions_work_as_in_nakama() {
+    let s = lua_server(&[]).await;
+    let u = s.user("codec").await;
+    let cases: &[(&str, &str)] = &[
+        ("return nk.md5_hash('abc')", "900150983cd24fb0d6963f7d28e17f72"),
+        (
+            "return nk.base16_encode(nk.hmac_sha256_hash('The quick brown fox jumps over the lazy dog', 'key'))",
+            "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8",
+        ),
+        ("return tostring(#nk.hmac_sha256_hash('a', 'b'))", "32"),
+        ("return nk.base16_decode('4869') .. nk.base16_decode('4A')", "HiJ"),
+        ("return nk.base64url_encode(nk.base16_decode('fffe'))", "__4="),
+        ("return nk.base64url_encode(nk.base16_decode('fffe'), false)", "__4"),
+        ("return nk.base16_encode(nk.base64url_decode('__4'))", "fffe"),
+        ("return nk.base16_encode(nk.base64url_decode('__4=', true))", "fffe"),
+        ("return tostring(pcall(nk.base64url_decode, '__4', true))", "false"),
+        ("return nk.base64_decode('aGk=', false) .. tostring(pcall(nk.base64_decode, 'aGk', false))", "hifalse"),
+        ("return nk.sha256_hash(nk.base16_decode('00ff'))", "06eb7d6a69ee19e5fbdf749018d3d2abfa04bcbd1365db312eb86dc7169389b8"),
+        (
+            "return nk.uuid_bytes_to_string(nk.uuid_string_to_bytes('{6BA7B810-9DAD-11D1-80B4-00C04FD430C8}'))",
+            "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+        ),
+        ("return tostring(#nk.uuid_string_to_bytes('6ba7b8109dad11d180b400c04fd430c8'))", "16"),
+        ("return tostring(#nk.secure_random_bytes(1000))", "1000"),
+        (
+            "local h = nk.bcrypt_hash('pw') return h:sub(1, 7) .. tostring(nk.bcrypt_compare(h, 'pw')) .. tostring(nk.bcrypt_compare(h, 'nope')) .. tostring(nk.bcrypt_compare('short', 'pw'))",
+            "$2a$13$truefalsefalse",
+        ),
+        // The cache is shared by every VM and copies values in and out.
+        ("nk.localcache_put('t', {a = {1, 2}, s = 'x'}) local t = nk.localcache_get('t') t.a = nil return tostring(#nk.localcache_get('t').a)", "2"),
+        ("return tostring(nk.localcache_get('missing', 7)) .. tostring(nk.localcache_get('missing'))", "7nil"),
+        ("nk.localcache_put('gone', 1) nk.localcache_delete('gone') return tostring(nk.localcache_get('gone'))", "nil"),
+    ];
+    for (code, want) in cases {
+        assert_eq!(eval(&s, &u.token, code).await, *want, "{code}");
+    }
+    let errors: &[(&str, &str)] = &[
+        ("nk.md5_hash('')", "bad argument #1 to md5_hash (expects input string)"),
+        ("nk.hmac_sha256_hash('a', '')", "bad argument #2 to hmac_sha256_hash (expects key string)"),
+        ("nk.base16_decode('abc')", "not a valid base16 string: encoding/hex: odd length hex string"),
+        ("nk.uuid_bytes_to_string('short')", "bad argument #1 to uuid_bytes_to_string (not a valid UUID byte string)"),
+        ("nk.uuid_string_to_bytes('nope')", "bad argument #1 to uuid_string_to_bytes (not a valid UUID string)"),
+        ("nk.secure_random_bytes(0)", "bad argument #1 to secure_random_bytes (count must be 1-1000)"),
+        ("nk.localcache_put('', 1)", "bad argument #1 to localcache_put (expects key string)"),
+        ("nk.localcache_put('k', 1, -1)", "bad argument #3 to localcache_put (ttl must be 0 or more)"),
+        ("nk.localcache_put('k', print)", "bad argument #2 to localcache_put (expects a value VMs can share: nil, boolean, number, string or a table of those)"),
+        ("nk.session_disconnect('x')", "bad argument #1 to session_disconnect (expects valid session id)"),
+        ("nk.session_disconnect('6ba7b810-9dad-11d1-80b4-00c04fd430c8', 5)", "bad argument #2 to session_disconnect (invalid disconnect reason, must be a value 0-4)"),
+        ("nk.session_logout('')", "bad argument #1 to session_logout (expects user id)"),
+    ];
+    for (call, want) in errors {
+        assert_eq!(
+            eval(&s, &u.token, &raised(call)).await,
+            format!("eval:1: {want}"),
+            "{call}"
+        );
+    }
+    // A value put by one call is there for the next (whichever VM runs it); a TTL expires.
+    eval(
+        &s,
+        &u.token,
+        "nk.localcache_put('kept', 'v') nk.localcache_put('brief', 'v', 1) return ''",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        eval(
+            &s,
+            &u.token,
+            "return tostring(nk.localcache_get('kept')) .. tostring(nk.localcache_get('brief'))"
+        )
+        .await,
+        "vnil"
+    );
+
+    // A script closes a socket by its session id (an unknown one is not an error) ...
+    let mut ws = s.socket(&u.token).await;
+    send_text(&mut ws, r#"{"cid":"1","rpc":{"id":"test.context"}}"#).await;
+    let reply = next_json(&mut ws).await;
+    let ctx: Value = serde_json::from_str(reply["rpc"]["payload"].as_str().unwrap()).unwrap();
+    let sid = ctx["session_id"].as_str().expect("session id").to_string();
+    let code = format!(
+        "nk.session_disconnect('{}') nk.session_disconnect('{sid}', 4) return 'ok'",
+        Uuid::new_v4()
+    );
+    assert_eq!(eval(&s, &u.token, &code).await, "ok");
+    assert_eq!(
+        crate::support::closed(&mut ws).await,
+        (1000, "server-side session disconnect".into())
+    );
+    // ... and logs a user out everywhere: the token stops working.
+    let other = s.user("codec-out").await;
+    let code = format!("nk.session_logout('{}') return 'ok'", other.id);
+    assert_eq!(eval(&s, &u.token, &code).await, "ok");
+    let (status, _) = s.get("/v2/account", &other.token).await;
+    assert_eq!(status, 401, "logged out");
+    let code = format!("nk.session_logout('{}', '{}')", other.id, u.token);
+    assert_eq!(
+        eval(&s, &u.token, &raised(&code)).await,
+        "eval:1: failed to logout: session token invalid"
+    );
+}

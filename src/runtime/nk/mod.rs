@@ -9,14 +9,19 @@
 //! the latter into `error(message, 0)`.
 
 mod accounts;
+mod codec;
 mod friends;
 mod groups;
 mod hooks;
 mod inbox;
+mod localcache;
 mod notifications;
+mod sessions;
 mod util;
 
 use mlua::{Function, Lua, MultiValue, Table, Value};
+
+pub use localcache::LocalCache;
 
 /// A failure to raise in the calling script, already worded for it.
 #[derive(Debug)]
@@ -94,6 +99,15 @@ impl Args<'_> {
             Value::Integer(i) => Ok(i.to_string()),
             Value::Number(f) => Ok(number_text(*f)),
             _ => Err(self.type_error(n, "string")),
+        }
+    }
+
+    /// A string argument's bytes as they are (Lua strings are byte strings); a number is
+    /// accepted as its text, as `check_string` does.
+    pub fn check_bytes(&self, n: usize) -> NkResult<Vec<u8>> {
+        match self.get(n) {
+            Value::String(s) => Ok(s.as_bytes().to_vec()),
+            _ => self.check_string(n).map(String::into_bytes),
         }
     }
 
@@ -201,6 +215,9 @@ pub fn build(lua: &Lua) -> mlua::Result<Table> {
     all.extend(notifications::FUNCTIONS);
     all.extend(hooks::FUNCTIONS);
     all.extend(util::FUNCTIONS);
+    all.extend(codec::FUNCTIONS);
+    all.extend(localcache::FUNCTIONS);
+    all.extend(sessions::FUNCTIONS);
     all.extend(accounts::FUNCTIONS);
     all.extend(friends::FUNCTIONS);
     all.extend(groups::FUNCTIONS);
@@ -236,6 +253,9 @@ pub fn names() -> Vec<&'static str> {
         .iter()
         .chain(hooks::FUNCTIONS)
         .chain(util::FUNCTIONS)
+        .chain(codec::FUNCTIONS)
+        .chain(localcache::FUNCTIONS)
+        .chain(sessions::FUNCTIONS)
         .chain(accounts::FUNCTIONS)
         .chain(friends::FUNCTIONS)
         .chain(groups::FUNCTIONS)

@@ -1,9 +1,7 @@
-//! Everyday helpers: logging, JSON, ids, time, base64, hashing, the call context.
+//! Everyday helpers: logging, JSON, ids, time, the call context (encodings and hashes are in
+//! `codec`).
 
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
-use base64::Engine;
 use mlua::{Lua, MultiValue, Value};
-use sha2::Digest;
 
 use super::{ret, Args, NkError, NkResult, Raw};
 use crate::runtime::context::{self, CallContext, Mode};
@@ -19,9 +17,6 @@ pub const FUNCTIONS: &[(&str, Raw)] = &[
     ("json_decode", json_decode),
     ("uuid_v4", uuid_v4),
     ("time", time),
-    ("base64_encode", base64_encode),
-    ("base64_decode", base64_decode),
-    ("sha256_hash", sha256_hash),
     ("get_context", get_context),
 ];
 
@@ -107,45 +102,6 @@ fn time(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
     let days = days_from_civil(field("year", 1970)?, field("month", 1)?, field("day", 1)?);
     let secs = days * 86_400 + field("hour", 12)? * 3600 + field("min", 0)? * 60 + field("sec", 0)?;
     ret(lua, secs * 1000)
-}
-
-/// `nk.base64_encode(input, padding = true)`.
-fn base64_encode(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
-    let input = args.check_string(1)?;
-    let out = if args.opt_bool(2, true)? {
-        STANDARD.encode(input)
-    } else {
-        STANDARD_NO_PAD.encode(input)
-    };
-    ret(lua, out)
-}
-
-/// `nk.base64_decode(input, padding = true)`.
-fn base64_decode(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
-    let mut input = args.check_string(1)?;
-    let padded = args.opt_bool(2, true)?;
-    if padded {
-        // Nakama pads a short input before decoding it.
-        while input.len() % 4 != 0 {
-            input.push('=');
-        }
-    }
-    let engine = if padded { &STANDARD } else { &STANDARD_NO_PAD };
-    let bytes = engine
-        .decode(input.as_bytes())
-        .map_err(|e| NkError(format!("not a valid base64 string: {e}")))?;
-    ret(lua, lua.create_string(&bytes)?)
-}
-
-/// `nk.sha256_hash(input)`: lowercase hex.
-fn sha256_hash(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
-    let input = match args.get(1) {
-        Value::String(s) => s.as_bytes().to_vec(),
-        _ => args.check_string(1)?.into_bytes(),
-    };
-    let digest = sha2::Sha256::digest(&input);
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    ret(lua, hex)
 }
 
 /// `nk.get_context()`: the context of the call in progress, or outside a call (at module
