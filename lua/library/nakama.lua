@@ -442,6 +442,12 @@ function nk.users_get_username(usernames) end
 ---@return nk.Account account
 function nk.account_get_id(user_id) end
 
+---Several full accounts: by user id and by device id, each once; unknown ids are skipped.
+---@param user_ids? string[] UUIDs.
+---@param device_ids? string[]
+---@return nk.Account[] accounts
+function nk.accounts_get_id(user_ids, device_ids) end
+
 ---Bans users: they cannot authenticate again, their tokens stop working, and each open
 ---socket receives notification -8 ("banned") and closes. Unknown ids are ignored.
 ---@param user_ids string[] User ids (UUID strings); `{}` does nothing.

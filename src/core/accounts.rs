@@ -1,7 +1,7 @@
 //! Accounts: authenticate by device, custom id or email (creating on first use), refresh,
 //! and reading one's own account. Validation messages are Nakama's, word for word.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use rand::Rng;
@@ -462,6 +462,37 @@ impl Accounts {
     }
 
     /// Users by id, for scripts and later social features. Unknown ids are skipped.
+    /// The accounts of `ids` and of the owners of `devices` (`nk.accounts_get_id`), each once,
+    /// in that order; unknown ids and devices are skipped.
+    pub async fn accounts(&self, ids: &[Uuid], devices: &[String]) -> CoreResult<Vec<Account>> {
+        if devices.len() > MAX_LOOKUP {
+            return Err(CoreError::invalid(format!(
+                "at most {MAX_LOOKUP} device ids"
+            )));
+        }
+        let mut users = self.users(ids).await?;
+        for device in devices {
+            let owner = self
+                .store
+                .user_by_device(device)
+                .await
+                .map_err(|e| CoreError::internal("Error retrieving users.", e))?;
+            users.extend(owner);
+        }
+        let mut seen = HashSet::new();
+        users.retain(|u| seen.insert(u.id));
+        let mut out = Vec::with_capacity(users.len());
+        for user in users {
+            let devices = self
+                .store
+                .devices_of(user.id)
+                .await
+                .map_err(|e| CoreError::internal("Error retrieving user account.", e))?;
+            out.push(Account { user, devices });
+        }
+        Ok(out)
+    }
+
     pub async fn users(&self, ids: &[Uuid]) -> CoreResult<Vec<UserRecord>> {
         if ids.len() > MAX_LOOKUP {
             return Err(CoreError::invalid(format!("at most {MAX_LOOKUP} user ids")));

@@ -926,6 +926,51 @@ async fn codecs_local_cache_and_sessions_work_as_in_nakama() {
             "{call}"
         );
     }
+    // Accounts by user id and by device id, each once; unknown ids are skipped.
+    let other = s.user("codec-other").await;
+    let code = format!(
+        "local a = nk.accounts_get_id({{'{}', '{}', '{}'}}, {{'no-such-device'}}) \
+         local names = {{}} for i, x in ipairs(a) do names[i] = x.username .. ':' .. tostring(#x.devices) end \
+         return table.concat(names, ',') .. '|' .. tostring(#nk.accounts_get_id({{}}))",
+        u.id,
+        other.id,
+        Uuid::new_v4()
+    );
+    assert_eq!(eval(&s, &u.token, &code).await, "codec:1,codec-other:1|0");
+    let (status, _) = s
+        .post_key(
+            "/v2/account/authenticate/device?username=codec-device",
+            r#"{"id":"codec-device-0001"}"#,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let code = format!(
+        "local a = nk.accounts_get_id({{'{}'}}, {{'codec-device-0001', 'codec-device-0001'}}) \
+         return a[1].username .. ',' .. a[2].username .. ',' .. tostring(#a)",
+        u.id
+    );
+    assert_eq!(eval(&s, &u.token, &code).await, "codec,codec-device,2");
+    for (call, want) in [
+        (
+            "nk.accounts_get_id({1})",
+            "bad argument #1 to accounts_get_id (user id must be a string)",
+        ),
+        (
+            "nk.accounts_get_id({'x'})",
+            "bad argument #1 to accounts_get_id (user id must be a valid identifier string)",
+        ),
+        (
+            "nk.accounts_get_id(nil, {true})",
+            "bad argument #2 to accounts_get_id (device id must be a string)",
+        ),
+    ] {
+        assert_eq!(
+            eval(&s, &u.token, &raised(call)).await,
+            format!("eval:1: {want}"),
+            "{call}"
+        );
+    }
+
     // A value put by one call is there for the next (whichever VM runs it); a TTL expires.
     eval(
         &s,

@@ -12,6 +12,7 @@ pub const FUNCTIONS: &[(&str, Raw)] = &[
     ("users_get_id", users_get_id),
     ("users_get_username", users_get_username),
     ("account_get_id", account_get_id),
+    ("accounts_get_id", accounts_get_id),
     ("users_ban_id", users_ban_id),
     ("users_unban_id", users_unban_id),
 ];
@@ -159,7 +160,73 @@ fn account_get_id(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
     let online = shared
         .wait(shared.core.presence.online_among(&[id]))
         .contains(&id);
-    // Nakama puts the user's fields at the top level and under `user`.
+    ret(lua, account_table(lua, &account, online)?)
+}
+
+/// `nk.accounts_get_id(user_ids?, device_ids?)`: the accounts of those users and of the
+/// owners of those devices, each once; unknown ids are skipped.
+fn accounts_get_id(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
+    let ids = id_values(args, 1, "user id")?
+        .iter()
+        .map(|s| {
+            Uuid::parse_str(s)
+                .map_err(|_| args.error(1, "user id must be a valid identifier string"))
+        })
+        .collect::<NkResult<Vec<_>>>()?;
+    let devices = id_values(args, 2, "device id")?;
+    let out = lua.create_table()?;
+    if ids.is_empty() && devices.is_empty() {
+        return ret(lua, out);
+    }
+    let shared = shared(lua)?;
+    let accounts = shared
+        .wait(shared.core.accounts.accounts(&ids, &devices))
+        .map_err(|e| NkError(format!("failed to get accounts: {}", e.message)))?;
+    let user_ids: Vec<Uuid> = accounts.iter().map(|a| a.user.id).collect();
+    let online = shared.wait(shared.core.presence.online_among(&user_ids));
+    for (i, account) in accounts.iter().enumerate() {
+        let t = account_table(lua, account, online.contains(&account.user.id))?;
+        out.raw_set(i + 1, t)?;
+    }
+    ret(lua, out)
+}
+
+/// The values of an optional list argument, as Nakama's `accounts_get_id` reads it: only a
+/// table with an array part counts, and then every value must be a string.
+fn id_values(args: &Args, n: usize, what: &str) -> NkResult<Vec<String>> {
+    let Some(t) = args.opt_table(n)? else {
+        return Ok(Vec::new());
+    };
+    if t.raw_len() == 0 {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for pair in t.pairs::<Value, Value>() {
+        let (_, v) = pair?;
+        let Value::String(s) = v else {
+            return Err(args.error(n, &format!("{what} must be a string")));
+        };
+        if out.len() == crate::core::accounts::MAX_LOOKUP {
+            return Err(args.error(
+                n,
+                &format!(
+                    "expects at most {} {what}s",
+                    crate::core::accounts::MAX_LOOKUP
+                ),
+            ));
+        }
+        out.push(s.to_string_lossy());
+    }
+    Ok(out)
+}
+
+/// An account as `account_get_id` returns it: the user's fields at the top level and under
+/// `user`, with wallet, email, custom id, devices and disable time.
+fn account_table(
+    lua: &Lua,
+    account: &crate::core::accounts::Account,
+    online: bool,
+) -> NkResult<Table> {
     let t = user_table(lua, &account.user, online)?;
     t.set("user", user_table(lua, &account.user, online)?)?;
     t.set("wallet", lua.create_table()?)?;
@@ -177,5 +244,5 @@ fn account_get_id(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
     }
     t.set("devices", devices)?;
     t.set("disable_time", account.user.disable_time)?;
-    ret(lua, t)
+    Ok(t)
 }
