@@ -83,59 +83,56 @@ fn base16_decode(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
 
 /// `nk.base64_encode(input, padding = true)`.
 fn base64_encode(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
-    let input = bytes(args, 1, "expects string")?;
-    let engine = if args.opt_bool(2, true)? {
-        &STANDARD
-    } else {
-        &STANDARD_NO_PAD
-    };
-    ret(lua, engine.encode(input))
+    encode_base64(lua, args, [&STANDARD, &STANDARD_NO_PAD])
 }
 
 /// `nk.base64_decode(input, padding = true)`: with padding, a short input is padded first
 /// (so padding is optional); without, the input must carry its own.
 fn base64_decode(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
-    let input = bytes(args, 1, "expects string")?;
-    let padded = args.opt_bool(2, true)?;
-    let decoded = decode_base64(input, padded, &STANDARD);
-    let bytes = decoded.map_err(|e| NkError(format!("not a valid base64 string: {e}")))?;
-    ret(lua, lua.create_string(&bytes)?)
+    let pad_first = args.opt_bool(2, true)?;
+    decode_base64(lua, args, pad_first, &STANDARD, "base64")
 }
 
 /// `nk.base64url_encode(input, padding = true)`.
 fn base64url_encode(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
-    let input = bytes(args, 1, "expects string")?;
-    let engine = if args.opt_bool(2, true)? {
-        &URL_SAFE
-    } else {
-        &URL_SAFE_NO_PAD
-    };
-    ret(lua, engine.encode(input))
+    encode_base64(lua, args, [&URL_SAFE, &URL_SAFE_NO_PAD])
 }
 
 /// `nk.base64url_decode(input, padding = false)`: Nakama's flag reads the other way round
 /// here: false (the default) pads a short input first, true requires the input's own.
 fn base64url_decode(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
-    let input = bytes(args, 1, "expects string")?;
     let pad_first = !args.opt_bool(2, false)?;
-    let decoded = decode_base64(input, pad_first, &URL_SAFE);
-    let bytes = decoded.map_err(|e| NkError(format!("not a valid base64 url string: {e}")))?;
-    ret(lua, lua.create_string(&bytes)?)
+    decode_base64(lua, args, pad_first, &URL_SAFE, "base64 url")
 }
 
-/// Decodes padded base64 as Go's `StdEncoding`/`URLEncoding` do, after padding a short
-/// input when `pad_first` (which makes the padding optional; without it, it is required).
+type Base64 = base64::engine::GeneralPurpose;
+
+/// Encodes argument 1 with the padded engine, or the raw one when argument 2 is false.
+fn encode_base64(lua: &Lua, args: &Args, [padded, raw]: [&Base64; 2]) -> NkResult<MultiValue> {
+    let input = bytes(args, 1, "expects string")?;
+    let engine = if args.opt_bool(2, true)? { padded } else { raw };
+    ret(lua, engine.encode(input))
+}
+
+/// Decodes argument 1 as Go's padded `StdEncoding`/`URLEncoding` do, after padding a short
+/// input when `pad_first` (which makes the padding optional; without, it is required).
 fn decode_base64(
-    mut input: Vec<u8>,
+    lua: &Lua,
+    args: &Args,
     pad_first: bool,
-    engine: &base64::engine::GeneralPurpose,
-) -> Result<Vec<u8>, base64::DecodeError> {
+    engine: &Base64,
+    what: &str,
+) -> NkResult<MultiValue> {
+    let mut input = bytes(args, 1, "expects string")?;
     if pad_first {
         while input.len() % 4 != 0 {
             input.push(b'=');
         }
     }
-    engine.decode(&input)
+    let decoded = engine
+        .decode(&input)
+        .map_err(|e| NkError(format!("not a valid {what} string: {e}")))?;
+    ret(lua, lua.create_string(&decoded)?)
 }
 
 /// `nk.md5_hash(input)`: lowercase hex.
