@@ -502,6 +502,36 @@ async fn rpc_over_http_matches_nakama() {
         .as_str()
         .unwrap()
         .starts_with("Bearer "));
+    // NAKAMA-SPEC §5.4 [obs]: exactly these keys for a bearer call over HTTP.
+    let mut keys: Vec<&str> = ctx
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "client_ip",
+            "client_port",
+            "env",
+            "execution_mode",
+            "headers",
+            "node",
+            "query_params",
+            "trace_id",
+            "user_id",
+            "user_session_exp",
+            "username",
+            "version"
+        ]
+    );
+    assert_eq!(ctx["client_ip"], "127.0.0.1");
+    assert!(ctx["client_port"]
+        .as_str()
+        .is_some_and(|p| p.parse::<u16>().is_ok()));
+    assert_eq!(ctx["trace_id"].as_str().map(str::len), Some(32));
     let res = s
         .http
         .get(url("test.context?http_key=defaulthttpkey&payload=ignored"))
