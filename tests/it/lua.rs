@@ -1046,3 +1046,42 @@ async fn codecs_local_cache_and_sessions_work_as_in_nakama() {
         "eval:1: failed to logout: session token invalid"
     );
 }
+
+/// The globals a script sees, at load and in a call, are Nakama's list (NAKAMA-SPEC §9.2
+/// [obs]), and a call may assign globals, as on Nakama (§9.3 [obs]).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn globals_are_nakamas_and_calls_may_assign_them() {
+    let s = lua_server(&[]).await;
+    let u = s.user("globals").await;
+    let nakama = "_G _GOPHER_LUA_VERSION _VERSION _printregs assert bit32 collectgarbage dofile \
+                  error getfenv getmetatable ipairs load loadfile loadstring math module newproxy \
+                  next os package pairs pcall print rawequal rawget rawset require select setfenv \
+                  setmetatable string table tonumber tostring type unpack xpcall";
+    let (status, body) = s.rpc("test.globals", &u.token, "").await;
+    assert_eq!(status, 200, "{body}");
+    // The fixture modules' own globals (`counter` in globals.lua, `util_loads` in lib/util.lua)
+    // are left out: the rest must be Nakama's list exactly.
+    let fixtures = ["counter", "util_loads"];
+    let payload = body["payload"].as_str().unwrap_or_default();
+    let lines: Vec<&str> = payload.lines().collect();
+    assert_eq!(lines.len(), 2, "{payload}");
+    for (when, line) in ["at load", "in a call"].iter().zip(lines) {
+        let seen: Vec<&str> = line
+            .split_whitespace()
+            .filter(|n| !fixtures.contains(n))
+            .collect();
+        assert_eq!(
+            seen.join(" "),
+            nakama.split_whitespace().collect::<Vec<_>>().join(" "),
+            "{when}"
+        );
+    }
+    for _ in 0..3 {
+        let (status, body) = s.rpc("test.set_global", &u.token, "").await;
+        assert_eq!(
+            (status, body["payload"].clone()),
+            (200, json!("true")),
+            "{body}"
+        );
+    }
+}
