@@ -296,10 +296,12 @@ async fn resolve_copy(
 /// `n` as `user` sees it when `is_broadcast`: with the id of their copy.
 /// Updates one player's copy of a broadcast, that player's only, as the SQLite store does
 /// (`update_copy` there): the copy becomes a row of its own and the broadcast is hidden for
-/// its owner. Takes the two sequence numbers after `seq`.
+/// its owner. Takes the two sequence numbers after `seq`. The row carries this node as its
+/// origin, so this node's catch-up never pushes it (an update pushes nothing, as in Nakama).
 async fn update_copy(
     tx: &impl GenericClient,
     seq: &mut i64,
+    node: &str,
     broadcast: Uuid,
     owner: Uuid,
     u: &NotificationUpdate,
@@ -327,8 +329,8 @@ async fn update_copy(
     *seq += 2;
     tx.execute(
         "INSERT INTO notification (user_id, create_time, id, subject, content, code, sender_id, \
-         expire_time, read_time, seen_time, change_seq) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         expire_time, read_time, seen_time, change_seq, origin) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         &[
             &owner,
             &n.create_time,
@@ -341,6 +343,7 @@ async fn update_copy(
             &item.read_time,
             &item.seen_time,
             &*seq,
+            &node,
         ],
     )
     .await
@@ -1014,7 +1017,7 @@ impl Store for PgStore {
                 .map_err(pg_err)?;
             if changed == 0 {
                 if let Some((b, owner)) = resolve_copy(&tx, u.id, None).await.map_err(pg_err)? {
-                    changed = update_copy(&tx, &mut seq, b, owner, &u)
+                    changed = update_copy(&tx, &mut seq, &self.node, b, owner, &u)
                         .await
                         .map_err(pg_err)?;
                 }
