@@ -16,14 +16,24 @@ use crate::core::gojson::write_string;
 /// Deepest nesting either direction accepts; deeper (or cyclic) input is an error.
 pub const MAX_DEPTH: usize = 64;
 
+/// Longest JSON text a Lua value may encode to. The depth limit alone does not bound the
+/// work: tables that share subtables (`t = {a = t, b = t}`, sixty times over) encode to
+/// 2^60 copies, and the script's memory limit never sees Rust's output string.
+pub const MAX_ENCODED: usize = 32 << 20;
+
 /// Why a value could not be encoded; the text follows Go's `json` package.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodeError(pub String);
 
 /// Encodes any Lua value as JSON text.
 pub fn to_json(value: &Value) -> Result<String, EncodeError> {
+    to_json_within(value, MAX_ENCODED)
+}
+
+/// [`to_json`] refusing text longer than `limit` bytes.
+fn to_json_within(value: &Value, limit: usize) -> Result<String, EncodeError> {
     let mut out = String::with_capacity(64);
-    write_value(&mut out, value, 0)?;
+    write_value(&mut out, value, 0, limit)?;
     Ok(out)
 }
 
@@ -33,15 +43,20 @@ pub fn content_to_json(table: &Table) -> Result<String, EncodeError> {
     if table.raw_len() > 0 {
         // Still validate it, as Nakama converts before asserting the type.
         let mut scratch = String::new();
-        write_value(&mut scratch, &Value::Table(table.clone()), 0)?;
+        write_value(&mut scratch, &Value::Table(table.clone()), 0, MAX_ENCODED)?;
         return Ok("null".into());
     }
     let mut out = String::with_capacity(64);
-    write_object(&mut out, table, 0)?;
+    write_object(&mut out, table, 0, MAX_ENCODED)?;
     Ok(out)
 }
 
-fn write_value(out: &mut String, value: &Value, depth: usize) -> Result<(), EncodeError> {
+fn write_value(
+    out: &mut String,
+    value: &Value,
+    depth: usize,
+    limit: usize,
+) -> Result<(), EncodeError> {
     match value {
         Value::Nil => out.push_str("null"),
         Value::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -54,6 +69,7 @@ fn write_value(out: &mut String, value: &Value, depth: usize) -> Result<(), Enco
                     "json: unsupported value: nesting deeper than {MAX_DEPTH} (cyclic table?)"
                 )));
             }
+            too_long(out, limit)?;
             let n = t.raw_len();
             if n > 0 {
                 out.push('[');
@@ -62,11 +78,11 @@ fn write_value(out: &mut String, value: &Value, depth: usize) -> Result<(), Enco
                         out.push(',');
                     }
                     let v: Value = t.raw_get(i).map_err(|e| EncodeError(e.to_string()))?;
-                    write_value(out, &v, depth + 1)?;
+                    write_value(out, &v, depth + 1, limit)?;
                 }
                 out.push(']');
             } else {
-                write_object(out, t, depth)?;
+                write_object(out, t, depth, limit)?;
             }
         }
         other => write_string(out, &display(other)),
@@ -74,7 +90,13 @@ fn write_value(out: &mut String, value: &Value, depth: usize) -> Result<(), Enco
     Ok(())
 }
 
-fn write_object(out: &mut String, t: &Table, depth: usize) -> Result<(), EncodeError> {
+fn write_object(
+    out: &mut String,
+    t: &Table,
+    depth: usize,
+    limit: usize,
+) -> Result<(), EncodeError> {
+    too_long(out, limit)?;
     let mut entries: Vec<(String, Value)> = Vec::new();
     for pair in t.pairs::<Value, Value>() {
         let (k, v) = pair.map_err(|e| EncodeError(e.to_string()))?;
@@ -89,9 +111,19 @@ fn write_object(out: &mut String, t: &Table, depth: usize) -> Result<(), EncodeE
         }
         write_string(out, k);
         out.push(':');
-        write_value(out, v, depth + 1)?;
+        write_value(out, v, depth + 1, limit)?;
     }
     out.push('}');
+    Ok(())
+}
+
+/// Refuses to go on once the text passed `limit` (checked at each table).
+fn too_long(out: &str, limit: usize) -> Result<(), EncodeError> {
+    if out.len() > limit {
+        return Err(EncodeError(format!(
+            "json: unsupported value: encodes to more than {limit} bytes"
+        )));
+    }
     Ok(())
 }
 
@@ -195,6 +227,18 @@ mod tests {
     fn enc(lua: &Lua, src: &str) -> Result<String, EncodeError> {
         let v: Value = lua.load(src).eval().unwrap();
         to_json(&v)
+    }
+
+    /// Tables sharing subtables would encode to 2^60 copies: the length limit stops them.
+    #[test]
+    fn shared_subtables_stop_at_the_length_limit() {
+        let lua = Lua::new();
+        let dag: Value = lua
+            .load("local t = {} for i = 1, 60 do t = {a = t, b = t} end return t")
+            .eval()
+            .unwrap();
+        let err = to_json_within(&dag, 4096).unwrap_err();
+        assert!(err.0.contains("more than 4096 bytes"), "{}", err.0);
     }
 
     #[test]

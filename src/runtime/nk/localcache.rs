@@ -110,10 +110,7 @@ impl LocalCache {
         if inner.bytes + size > MAX_BYTES {
             inner.drop_expired(Instant::now());
             if inner.bytes + size > MAX_BYTES {
-                return Err(format!(
-                    "localcache is full ({} MiB): delete or clear entries first",
-                    MAX_BYTES >> 20
-                ));
+                return Err(full_message());
             }
         }
         inner.bytes += size;
@@ -140,6 +137,13 @@ impl LocalCache {
     }
 }
 
+fn full_message() -> String {
+    format!(
+        "localcache is full ({} MiB): delete or clear entries first",
+        MAX_BYTES >> 20
+    )
+}
+
 fn cache(lua: &Lua) -> NkResult<std::sync::Arc<LocalCache>> {
     Ok(super::shared(lua)?.localcache.clone())
 }
@@ -152,10 +156,27 @@ fn key(args: &Args) -> NkResult<Vec<u8>> {
     Ok(key)
 }
 
-/// Copies a Lua value out of its VM; `None` for what cannot leave it (a function, a thread,
-/// userdata, or tables nested deeper than the JSON limit, which also stops cycles).
-fn copy_out(v: &Value, depth: usize) -> Option<Cached> {
-    Some(match v {
+/// Why a value cannot be cached.
+enum Refused {
+    /// A function, a thread, userdata, or tables nested deeper than the JSON limit (which
+    /// also stops cycles).
+    NotShareable,
+    /// Its copy would not fit in the cache.
+    TooLarge,
+}
+
+/// Copies a Lua value out of its VM, spending `budget` (bytes, as [`Cached::size`] counts
+/// them): tables that share subtables copy each share again, so without a budget sixty
+/// levels of `{a = t, b = t}` would take 2^60 steps.
+fn copy_out(v: &Value, depth: usize, budget: &mut usize) -> Result<Cached, Refused> {
+    let cost = 16
+        + if let Value::String(s) = v {
+            s.as_bytes().len()
+        } else {
+            0
+        };
+    *budget = budget.checked_sub(cost).ok_or(Refused::TooLarge)?;
+    Ok(match v {
         Value::Nil => Cached::Nil,
         Value::Boolean(b) => Cached::Bool(*b),
         Value::Integer(i) => Cached::Integer(*i),
@@ -164,12 +185,15 @@ fn copy_out(v: &Value, depth: usize) -> Option<Cached> {
         Value::Table(t) if depth < MAX_DEPTH => {
             let mut pairs = Vec::new();
             for pair in t.clone().pairs::<Value, Value>() {
-                let (k, v) = pair.ok()?;
-                pairs.push((copy_out(&k, depth + 1)?, copy_out(&v, depth + 1)?));
+                let (k, v) = pair.map_err(|_| Refused::NotShareable)?;
+                pairs.push((
+                    copy_out(&k, depth + 1, budget)?,
+                    copy_out(&v, depth + 1, budget)?,
+                ));
             }
             Cached::Table(pairs)
         }
-        _ => return None,
+        _ => return Err(Refused::NotShareable),
     })
 }
 
@@ -203,12 +227,15 @@ fn localcache_get(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
 /// `nk.localcache_put(key, value, ttl_seconds = 0)`.
 fn localcache_put(lua: &Lua, args: &Args) -> NkResult<MultiValue> {
     let key = key(args)?;
-    let value = copy_out(args.get(2), 0).ok_or_else(|| {
-        args.error(
-            2,
-            "expects a value VMs can share: nil, boolean, number, string or a table of those",
-        )
-    })?;
+    let value =
+        match copy_out(args.get(2), 0, &mut MAX_BYTES.clone()) {
+            Ok(value) => value,
+            Err(Refused::NotShareable) => return Err(args.error(
+                2,
+                "expects a value VMs can share: nil, boolean, number, string or a table of those",
+            )),
+            Err(Refused::TooLarge) => return Err(NkError(full_message())),
+        };
     let ttl = args.opt_int(3, 0)?;
     if ttl < 0 {
         return Err(args.error(3, "ttl must be 0 or more"));
@@ -233,6 +260,25 @@ fn localcache_clear(lua: &Lua, _args: &Args) -> NkResult<MultiValue> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Tables sharing subtables would copy 2^60 times: the budget stops them early.
+    #[test]
+    fn shared_subtables_exhaust_the_budget() {
+        let lua = Lua::new();
+        let dag: Value = lua
+            .load("local t = {} for i = 1, 60 do t = {a = t, b = t} end return t")
+            .eval()
+            .unwrap();
+        assert!(matches!(
+            copy_out(&dag, 0, &mut 100_000),
+            Err(Refused::TooLarge)
+        ));
+        let f: Value = lua.load("return print").eval().unwrap();
+        assert!(matches!(
+            copy_out(&f, 0, &mut 100_000),
+            Err(Refused::NotShareable)
+        ));
+    }
 
     #[test]
     fn entries_expire_and_the_size_is_bounded() {
