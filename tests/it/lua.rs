@@ -939,6 +939,8 @@ async fn codecs_local_cache_and_sessions_work_as_in_nakama() {
         ("nk.md5_hash('')", "bad argument #1 to md5_hash (expects input string)"),
         ("nk.hmac_sha256_hash('a', '')", "bad argument #2 to hmac_sha256_hash (expects key string)"),
         ("nk.base16_decode('abc')", "not a valid base16 string: encoding/hex: odd length hex string"),
+        ("nk.base16_decode('zz')", "not a valid base16 string: encoding/hex: invalid byte: U+007A 'z'"),
+        ("nk.bcrypt_hash(string.rep('x', 73))", "error hashing input: bcrypt: password length exceeds 72 bytes"),
         ("nk.uuid_bytes_to_string('short')", "bad argument #1 to uuid_bytes_to_string (not a valid UUID byte string)"),
         ("nk.uuid_string_to_bytes('nope')", "bad argument #1 to uuid_string_to_bytes (not a valid UUID string)"),
         ("nk.secure_random_bytes(0)", "bad argument #1 to secure_random_bytes (count must be 1-1000)"),
@@ -1044,6 +1046,12 @@ async fn codecs_local_cache_and_sessions_work_as_in_nakama() {
     assert_eq!(
         eval(&s, &u.token, &raised(&code)).await,
         "eval:1: failed to logout: session token invalid"
+    );
+    let code = format!("nk.session_logout('{}', nil, '{}')", u.id, u.token);
+    assert_eq!(
+        eval(&s, &u.token, &raised(&code)).await,
+        "eval:1: failed to logout: refresh token invalid",
+        "a session token is not a refresh token"
     );
 }
 
