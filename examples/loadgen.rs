@@ -102,6 +102,10 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout};
 use tokio_tungstenite::tungstenite::Message;
 
+#[path = "loadgen/http1.rs"]
+mod http1;
+use http1::Auth;
+
 /// The generator shares the cores with the server it measures: mimalloc keeps its own
 /// allocations (HTTP bodies, frames) from costing the server CPU time (glibc malloc was
 /// about a tenth of the machine's samples during the list scenario).
@@ -329,7 +333,7 @@ fn loopback_ws_base(url: &str) -> Result<String, String> {
 }
 
 struct Ctx {
-    http: reqwest::Client,
+    http: http1::Http,
     url: String,
     ws_base: String,
     server_key: String,
@@ -538,21 +542,8 @@ async fn join_within<T>(handles: Vec<JoinHandle<T>>, limit: Duration) -> (Vec<T>
 // ---------------------------------------------------------------------------------------
 // HTTP
 
-/// Sends a request and reads the whole answer, within `limit`.
-async fn http_send(
-    req: reqwest::RequestBuilder,
-    limit: Duration,
-) -> Result<(reqwest::StatusCode, String), String> {
-    let exchange = async {
-        let res = req.timeout(limit).send().await.map_err(|e| e.to_string())?;
-        let status = res.status();
-        let text = res.text().await.map_err(|e| e.to_string())?;
-        Ok::<_, String>((status, text))
-    };
-    match timeout(limit + Duration::from_secs(1), exchange).await {
-        Ok(r) => r,
-        Err(_) => Err(format!("no answer within {limit:?}")),
-    }
+fn is_success(status: u16) -> bool {
+    (200..300).contains(&status)
 }
 
 /// A player session: token, user id, and when to authenticate again before it expires.
@@ -584,17 +575,14 @@ fn jwt_claims(token: &str) -> Option<Value> {
 
 /// POST /v2/account/authenticate/device (creating the account on first use).
 async fn authenticate(ctx: &Ctx, device: &str) -> Result<Sess, String> {
-    let req = ctx
+    let url = format!("{}/v2/account/authenticate/device?create=true", ctx.url);
+    let body = json!({ "id": device }).to_string();
+    let auth = Auth::Basic(&ctx.server_key);
+    let (status, text) = ctx
         .http
-        .post(format!(
-            "{}/v2/account/authenticate/device?create=true",
-            ctx.url
-        ))
-        .basic_auth(&ctx.server_key, Some(""))
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(json!({ "id": device }).to_string());
-    let (status, text) = http_send(req, HTTP_TIMEOUT).await?;
-    if !status.is_success() {
+        .call("POST", &url, auth, Some(&body), HTTP_TIMEOUT)
+        .await?;
+    if !is_success(status) {
         return Err(format!("authenticate: {status} {}", short(&text)));
     }
     let v: Value =
@@ -624,12 +612,12 @@ async fn authenticate(ctx: &Ctx, device: &str) -> Result<Sess, String> {
 
 /// GET /v2/account: the user id, when the token's claims did not give it.
 async fn account_id(ctx: &Ctx, token: &str) -> Result<String, String> {
-    let req = ctx
+    let url = format!("{}/v2/account", ctx.url);
+    let (status, text) = ctx
         .http
-        .get(format!("{}/v2/account", ctx.url))
-        .bearer_auth(token);
-    let (status, text) = http_send(req, HTTP_TIMEOUT).await?;
-    if !status.is_success() {
+        .call("GET", &url, Auth::Bearer(token), None, HTTP_TIMEOUT)
+        .await?;
+    if !is_success(status) {
         return Err(format!("account: {status} {}", short(&text)));
     }
     let v: Value = serde_json::from_str(&text).map_err(|e| format!("account: bad JSON: {e}"))?;
@@ -653,22 +641,19 @@ async fn rpc_rest(
     payload: &str,
     limit: Duration,
 ) -> Result<String, String> {
-    let req = match auth {
-        RpcAuth::Bearer(token) => ctx
-            .http
-            .post(format!("{}/v2/rpc/{id}", ctx.url))
-            .bearer_auth(token),
-        RpcAuth::HttpKey => ctx.http.post(format!(
-            "{}/v2/rpc/{id}?http_key={}",
-            ctx.url,
-            enc(&ctx.http_key)
-        )),
+    let (url, auth) = match auth {
+        RpcAuth::Bearer(token) => (format!("{}/v2/rpc/{id}", ctx.url), Auth::Bearer(token)),
+        RpcAuth::HttpKey => (
+            format!("{}/v2/rpc/{id}?http_key={}", ctx.url, enc(&ctx.http_key)),
+            Auth::None,
+        ),
     };
-    let req = req
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(Value::String(payload.to_string()).to_string());
-    let (status, text) = http_send(req, limit).await?;
-    if !status.is_success() {
+    let body = Value::String(payload.to_string()).to_string();
+    let (status, text) = ctx
+        .http
+        .call("POST", &url, auth, Some(&body), limit)
+        .await?;
+    if !is_success(status) {
         return Err(format!("rpc {id}: {status} {}", short(&text)));
     }
     let v: Value =
@@ -728,9 +713,11 @@ async fn list_page_text(
         url.push_str("&cacheable_cursor=");
         url.push_str(&enc(cursor));
     }
-    let req = ctx.http.get(url).bearer_auth(token);
-    let (status, text) = http_send(req, HTTP_TIMEOUT).await?;
-    if !status.is_success() {
+    let (status, text) = ctx
+        .http
+        .call("GET", &url, Auth::Bearer(token), None, HTTP_TIMEOUT)
+        .await?;
+    if !is_success(status) {
         return Err(format!("list: {status} {}", short(&text)));
     }
     Ok(text)
@@ -1054,12 +1041,13 @@ enum Transport {
 /// A console session token (`--console`).
 async fn console_token(ctx: &Ctx, console: &str) -> Result<String, String> {
     let (username, password) = &ctx.console_login;
-    let req = ctx
+    let url = format!("{console}/v2/console/authenticate");
+    let body = json!({ "username": username, "password": password }).to_string();
+    let (status, text) = ctx
         .http
-        .post(format!("{console}/v2/console/authenticate"))
-        .json(&json!({ "username": username, "password": password }));
-    let (status, text) = http_send(req, HTTP_TIMEOUT).await?;
-    if !status.is_success() {
+        .call("POST", &url, Auth::None, Some(&body), HTTP_TIMEOUT)
+        .await?;
+    if !is_success(status) {
         return Err(format!("console login: {status} {}", short(&text)));
     }
     let v: Value = serde_json::from_str(&text).map_err(|e| format!("console login: {e}"))?;
@@ -1086,13 +1074,18 @@ async fn console_send(
         "code": 1,
         "persistent": persistent,
     });
-    let req = ctx
+    let url = format!("{console}/v2/console/notification");
+    let (status, text) = ctx
         .http
-        .post(format!("{console}/v2/console/notification"))
-        .bearer_auth(token)
-        .json(&body);
-    let (status, text) = http_send(req, HTTP_TIMEOUT).await?;
-    if !status.is_success() {
+        .call(
+            "POST",
+            &url,
+            Auth::Bearer(token),
+            Some(&body.to_string()),
+            HTTP_TIMEOUT,
+        )
+        .await?;
+    if !is_success(status) {
         return Err(format!("console send: {status} {}", short(&text)));
     }
     Ok(text)
@@ -2025,21 +2018,8 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let http = match reqwest::Client::builder()
-        .no_proxy()
-        .tcp_nodelay(true)
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(SLOW_TIMEOUT)
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("cannot build the HTTP client: {e}");
-            std::process::exit(1);
-        }
-    };
     let ctx = Arc::new(Ctx {
-        http,
+        http: http1::Http::default(),
         url: args.url.clone(),
         ws_base,
         server_key: args.server_key,
@@ -2056,13 +2036,13 @@ async fn main() {
         console_login: args.console_login,
     });
 
-    match http_send(
-        ctx.http.get(format!("{}/healthcheck", ctx.url)),
-        HTTP_TIMEOUT,
-    )
-    .await
+    let health = format!("{}/healthcheck", ctx.url);
+    match ctx
+        .http
+        .call("GET", &health, Auth::None, None, HTTP_TIMEOUT)
+        .await
     {
-        Ok((s, _)) if s.is_success() => {}
+        Ok((s, _)) if is_success(s) => {}
         Ok((s, body)) => {
             eprintln!("{}/healthcheck answered {s} {}", ctx.url, short(&body));
             std::process::exit(1);
