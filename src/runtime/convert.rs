@@ -183,35 +183,74 @@ pub fn go_float(n: f64) -> String {
 }
 
 /// Converts parsed JSON into a Lua value. `null` becomes nil (so it vanishes from tables).
+///
+/// The whole tree is pushed onto the Lua stack inside one protected call, with the C API.
+/// Built through mlua's `Table`/`Value` API instead, every string and table became a registry
+/// reference, and every write its own protected call while a memory limit is set: a
+/// four-field RPC payload took about 2 us that way, 7 % of an online send's server CPU
+/// (BENCHMARKS.md, ninth session). A memory error raised by Lua in the middle unwinds to
+/// that one protected call and comes back as mlua's memory error, as before.
 pub fn from_json(lua: &Lua, v: &serde_json::Value) -> mlua::Result<Value> {
-    from_json_at(lua, v, 0)
-}
-
-fn from_json_at(lua: &Lua, v: &serde_json::Value, depth: usize) -> mlua::Result<Value> {
-    use serde_json::Value as J;
-    if depth > MAX_DEPTH {
+    if too_deep(v, 0) {
         return Err(mlua::Error::runtime("JSON nesting is too deep"));
     }
-    Ok(match v {
-        J::Null => Value::Nil,
-        J::Bool(b) => Value::Boolean(*b),
-        J::Number(n) => Value::Number(n.as_f64().unwrap_or(0.0)),
-        J::String(s) => Value::String(lua.create_string(s)?),
-        J::Array(items) => {
-            let t = lua.create_table_with_capacity(items.len(), 0)?;
-            for (i, item) in items.iter().enumerate() {
-                t.raw_set(i + 1, from_json_at(lua, item, depth + 1)?)?;
+    // SAFETY: `push_json` only calls the Lua C API on values it pushes itself, keeps the
+    // stack balanced (one value left), checks the stack room its depth needs first, and holds
+    // nothing that needs dropping, so a Lua error (out of memory) may unwind through it.
+    unsafe {
+        lua.exec_raw::<Value>((), |state| {
+            if mlua::ffi::lua_checkstack(state, (2 * MAX_DEPTH + 4) as std::os::raw::c_int) != 0 {
+                push_json(state, v);
+            } else {
+                mlua::ffi::lua_pushnil(state);
             }
-            Value::Table(t)
+        })
+    }
+}
+
+/// Whether `v` nests deeper than [`MAX_DEPTH`] below `depth`.
+fn too_deep(v: &serde_json::Value, depth: usize) -> bool {
+    use serde_json::Value as J;
+    if depth > MAX_DEPTH {
+        return true;
+    }
+    match v {
+        J::Array(items) => items.iter().any(|i| too_deep(i, depth + 1)),
+        J::Object(map) => map.values().any(|i| too_deep(i, depth + 1)),
+        _ => false,
+    }
+}
+
+/// Pushes `v` onto the stack: each level keeps a table and a key below the value it builds,
+/// so `2 * MAX_DEPTH + 4` slots are enough for any tree [`too_deep`] accepts.
+unsafe fn push_json(state: *mut mlua::ffi::lua_State, v: &serde_json::Value) {
+    use mlua::ffi;
+    use serde_json::Value as J;
+    use std::os::raw::{c_char, c_int};
+    let size = |n: usize| n.min(c_int::MAX as usize) as c_int;
+    match v {
+        J::Null => ffi::lua_pushnil(state),
+        J::Bool(b) => ffi::lua_pushboolean(state, c_int::from(*b)),
+        J::Number(n) => ffi::lua_pushnumber(state, n.as_f64().unwrap_or(0.0)),
+        J::String(s) => {
+            ffi::lua_pushlstring(state, s.as_ptr() as *const c_char, s.len());
+        }
+        J::Array(items) => {
+            ffi::lua_createtable(state, size(items.len()), 0);
+            for (i, item) in items.iter().enumerate() {
+                push_json(state, item);
+                ffi::lua_rawseti(state, -2, (i + 1) as ffi::lua_Integer);
+            }
         }
         J::Object(map) => {
-            let t = lua.create_table_with_capacity(0, map.len())?;
+            ffi::lua_createtable(state, 0, size(map.len()));
             for (k, item) in map {
-                t.raw_set(k.as_str(), from_json_at(lua, item, depth + 1)?)?;
+                ffi::lua_pushlstring(state, k.as_ptr() as *const c_char, k.len());
+                push_json(state, item);
+                ffi::lua_rawset(state, -3);
             }
-            Value::Table(t)
         }
-    })
+    }
 }
 
 /// Parses JSON text with serde_json's limits and converts it.
@@ -292,6 +331,34 @@ mod tests {
         lua.globals().set("v", v).unwrap();
         let ok: bool = lua
             .load("return v.a == 1 and v.b == nil and #v.c == 2 and v.d.e == 'f'")
+            .eval()
+            .unwrap();
+        assert!(ok);
+    }
+
+    #[test]
+    fn decode_refuses_nesting_past_the_limit() {
+        let lua = Lua::new();
+        let at_limit = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        assert!(decode(&lua, &at_limit).is_ok());
+        let past = format!("{}{}", "[".repeat(MAX_DEPTH + 2), "]".repeat(MAX_DEPTH + 2));
+        let err = decode(&lua, &past).unwrap_err();
+        assert!(err.contains("too deep"), "{err}");
+    }
+
+    /// Out of memory in the middle of a tree is an error of the call, the VM still usable.
+    #[test]
+    fn decode_under_a_memory_limit_fails_cleanly() {
+        let lua = Lua::new();
+        let big = format!("[{}\"x\"]", "\"0123456789abcdef\",".repeat(200_000));
+        lua.set_memory_limit(lua.used_memory() + 1024 * 1024)
+            .unwrap();
+        let err = decode(&lua, &big).unwrap_err();
+        assert!(err.contains("memory"), "{err}");
+        let v = decode(&lua, r#"{"k":[true,2,"s"]}"#).unwrap();
+        lua.globals().set("v", v).unwrap();
+        let ok: bool = lua
+            .load("return v.k[1] == true and v.k[2] == 2 and v.k[3] == 's'")
             .eval()
             .unwrap();
         assert!(ok);
