@@ -73,8 +73,7 @@ pub fn to_table(lua: &Lua, ctx: &CallContext, mode: Mode, node: &NodeInfo) -> ml
     unsafe {
         lua.exec_raw::<Table>((), |state| {
             if ffi::lua_checkstack(state, 8) == 0 {
-                ffi::lua_pushnil(state);
-                return;
+                super::convert::raise(state, "no Lua stack room for the call context");
             }
             ffi::lua_createtable(state, 0, CONTEXT_FIELDS);
             push_str(state, "env");

@@ -199,13 +199,23 @@ pub fn from_json(lua: &Lua, v: &serde_json::Value) -> mlua::Result<Value> {
     // nothing that needs dropping, so a Lua error (out of memory) may unwind through it.
     unsafe {
         lua.exec_raw::<Value>((), |state| {
-            if mlua::ffi::lua_checkstack(state, (2 * MAX_DEPTH + 4) as std::os::raw::c_int) != 0 {
-                push_json(state, v);
-            } else {
-                mlua::ffi::lua_pushnil(state);
+            if mlua::ffi::lua_checkstack(state, (2 * MAX_DEPTH + 4) as std::os::raw::c_int) == 0 {
+                raise(state, "no Lua stack room to decode JSON");
             }
+            push_json(state, v);
         })
     }
+}
+
+/// Raises a Lua error with `message` from inside an `exec_raw` call (which turns it into an
+/// mlua error). Does not return.
+pub(crate) unsafe fn raise(state: *mut mlua::ffi::lua_State, message: &str) {
+    mlua::ffi::lua_pushlstring(
+        state,
+        message.as_ptr() as *const std::os::raw::c_char,
+        message.len(),
+    );
+    mlua::ffi::lua_error(state);
 }
 
 /// Whether `v` nests deeper than [`MAX_DEPTH`] below `depth`.
