@@ -1,7 +1,9 @@
 //! Micro-benchmarks of the hot inner pieces of the notification path, each measured alone:
 //!
 //! - `cursor`: encoding and decoding the Nakama gob-compatible list cursor (`core::cursor`).
-//! - `lua`: a script's notification content table to JSON (`runtime::convert::content_to_json`).
+//! - `lua`: a script's notification content table to JSON (`runtime::convert::content_to_json`),
+//!   the call context of a REST RPC (`runtime::context::to_table`), and JSON text to Lua values
+//!   (`runtime::convert::decode`, what `nk.json_decode` does) for an RPC payload and a content.
 //! - `frame`: a notifications event to the socket's JSON text frame (`api::wire::encode_event`,
 //!   the encoder the socket hands to `Outbound::encoded`), for 1 and for 100 notifications.
 //! - `store`: the SQLite store (`store::SqliteStore`) in a temporary directory: one 100-row page
@@ -42,7 +44,7 @@ use tidings::core::presence::Event;
 use tidings::core::store::{NewIdentity, Store};
 use tidings::core::time::{now_micros, now_secs};
 use tidings::runtime::context::{to_table, Mode, NodeInfo};
-use tidings::runtime::convert::content_to_json;
+use tidings::runtime::convert::{content_to_json, decode};
 use tidings::runtime::CallContext;
 use tidings::store::SqliteStore;
 
@@ -169,6 +171,18 @@ fn bench_lua_content(c: &mut Criterion) {
     });
     group.bench_function("context_table_rest_rpc", |b| {
         b.iter(|| to_table(&lua, black_box(&call), Mode::Rpc, &node))
+    });
+    // What a script's `nk.json_decode(payload)` converts: the load generator's send payload,
+    // and the content table above as JSON. Under the VMs' default memory limit, as in the
+    // server (mlua guards writes differently with a limit set).
+    lua.set_memory_limit(64 * 1024 * 1024)
+        .expect("a memory limit can be set");
+    let payload = r#"{"user_id":"0b6a1f5e-2a43-4b1e-9d55-6f1c2e0a9b7d","seq":123456,"persistent":true,"t":98765432}"#;
+    group.bench_function("json_decode_rpc_payload", |b| {
+        b.iter(|| decode(&lua, black_box(payload)))
+    });
+    group.bench_function("json_decode_content", |b| {
+        b.iter(|| decode(&lua, black_box(CONTENT_JSON)))
     });
     group.finish();
 }
