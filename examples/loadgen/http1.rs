@@ -283,3 +283,60 @@ async fn read_chunked(conn: &mut Conn) -> Result<Vec<u8>, String> {
         conn.buf.drain(..size + 2);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// Serves `answers` in turn on one accepted connection, each after reading a request head.
+    async fn server(answers: Vec<&'static str>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            for answer in answers {
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let mut b = [0u8; 1024];
+                    let n = s.read(&mut b).await.unwrap();
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&b[..n]);
+                }
+                s.write_all(answer.as_bytes()).await.unwrap();
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn reads_length_and_chunked_answers_on_one_connection() {
+        let base = server(vec![
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+            "HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n3;x=1\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: t\r\n\r\n",
+        ])
+        .await;
+        let http = Http::default();
+        let limit = Duration::from_secs(5);
+        let (a, b) = (format!("{base}/a"), format!("{base}/b"));
+        let first = http.call("GET", &a, Auth::None, None, limit).await;
+        assert_eq!(first.unwrap(), (200, "hello".to_string()));
+        // The second request reuses the pooled connection: the server accepts only one.
+        let second = http
+            .call("POST", &b, Auth::Bearer("t"), Some("{}"), limit)
+            .await;
+        assert_eq!(second.unwrap(), (404, "abcde".to_string()));
+    }
+
+    #[tokio::test]
+    async fn refuses_an_answer_without_a_length() {
+        let base = server(vec!["HTTP/1.1 200 OK\r\n\r\nbody"]).await;
+        let err = Http::default()
+            .call("GET", &base, Auth::None, None, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(err.contains("without Content-Length"), "{err}");
+    }
+}
