@@ -2,9 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use std::os::raw::{c_char, c_int};
+use std::os::raw::c_int;
 
 use mlua::{ffi, Lua, Table};
+
+use super::convert::{push_str, raise, table_size};
 use uuid::Uuid;
 
 /// Why a script is running; becomes `ctx.execution_mode`.
@@ -73,7 +75,7 @@ pub fn to_table(lua: &Lua, ctx: &CallContext, mode: Mode, node: &NodeInfo) -> ml
     unsafe {
         lua.exec_raw::<Table>((), |state| {
             if ffi::lua_checkstack(state, 8) == 0 {
-                super::convert::raise(state, "no Lua stack room for the call context");
+                raise(state, "no Lua stack room for the call context");
             }
             ffi::lua_createtable(state, 0, CONTEXT_FIELDS);
             push_str(state, "env");
@@ -93,7 +95,7 @@ pub fn to_table(lua: &Lua, ctx: &CallContext, mode: Mode, node: &NodeInfo) -> ml
                 set_str(state, "username", ctx.username.as_deref().unwrap_or(""));
                 if !ctx.vars.is_empty() {
                     push_str(state, "vars");
-                    ffi::lua_createtable(state, 0, size(ctx.vars.len()));
+                    ffi::lua_createtable(state, 0, table_size(ctx.vars.len()));
                     for (k, v) in &ctx.vars {
                         set_str(state, k, v);
                     }
@@ -121,14 +123,6 @@ pub fn to_table(lua: &Lua, ctx: &CallContext, mode: Mode, node: &NodeInfo) -> ml
     }
 }
 
-fn size(n: usize) -> c_int {
-    n.min(c_int::MAX as usize) as c_int
-}
-
-unsafe fn push_str(state: *mut ffi::lua_State, s: &str) {
-    ffi::lua_pushlstring(state, s.as_ptr() as *const c_char, s.len());
-}
-
 /// `t[key] = value` for the table on top of the stack.
 unsafe fn set_str(state: *mut ffi::lua_State, key: &str, value: &str) {
     push_str(state, key);
@@ -138,10 +132,10 @@ unsafe fn set_str(state: *mut ffi::lua_State, key: &str, value: &str) {
 
 /// Pushes `{name = {value, ...}, ...}` (headers, query parameters).
 unsafe fn push_string_lists(state: *mut ffi::lua_State, pairs: &[(String, Vec<String>)]) {
-    ffi::lua_createtable(state, 0, size(pairs.len()));
+    ffi::lua_createtable(state, 0, table_size(pairs.len()));
     for (k, values) in pairs {
         push_str(state, k);
-        ffi::lua_createtable(state, size(values.len()), 0);
+        ffi::lua_createtable(state, table_size(values.len()), 0);
         for (i, v) in values.iter().enumerate() {
             push_str(state, v);
             ffi::lua_rawseti(state, -2, (i + 1) as ffi::lua_Integer);

@@ -210,12 +210,18 @@ pub fn from_json(lua: &Lua, v: &serde_json::Value) -> mlua::Result<Value> {
 /// Raises a Lua error with `message` from inside an `exec_raw` call (which turns it into an
 /// mlua error). Does not return.
 pub(crate) unsafe fn raise(state: *mut mlua::ffi::lua_State, message: &str) {
-    mlua::ffi::lua_pushlstring(
-        state,
-        message.as_ptr() as *const std::os::raw::c_char,
-        message.len(),
-    );
+    push_str(state, message);
     mlua::ffi::lua_error(state);
+}
+
+/// Pushes `s` as a Lua string (the C-API builders here and in `context.rs`).
+pub(crate) unsafe fn push_str(state: *mut mlua::ffi::lua_State, s: &str) {
+    mlua::ffi::lua_pushlstring(state, s.as_ptr() as *const std::os::raw::c_char, s.len());
+}
+
+/// A length as the size hint `lua_createtable` takes.
+pub(crate) fn table_size(n: usize) -> std::os::raw::c_int {
+    n.min(std::os::raw::c_int::MAX as usize) as std::os::raw::c_int
 }
 
 /// Whether `v` nests deeper than [`MAX_DEPTH`] below `depth`.
@@ -236,26 +242,23 @@ fn too_deep(v: &serde_json::Value, depth: usize) -> bool {
 unsafe fn push_json(state: *mut mlua::ffi::lua_State, v: &serde_json::Value) {
     use mlua::ffi;
     use serde_json::Value as J;
-    use std::os::raw::{c_char, c_int};
-    let size = |n: usize| n.min(c_int::MAX as usize) as c_int;
+    use std::os::raw::c_int;
     match v {
         J::Null => ffi::lua_pushnil(state),
         J::Bool(b) => ffi::lua_pushboolean(state, c_int::from(*b)),
         J::Number(n) => ffi::lua_pushnumber(state, n.as_f64().unwrap_or(0.0)),
-        J::String(s) => {
-            ffi::lua_pushlstring(state, s.as_ptr() as *const c_char, s.len());
-        }
+        J::String(s) => push_str(state, s),
         J::Array(items) => {
-            ffi::lua_createtable(state, size(items.len()), 0);
+            ffi::lua_createtable(state, table_size(items.len()), 0);
             for (i, item) in items.iter().enumerate() {
                 push_json(state, item);
                 ffi::lua_rawseti(state, -2, (i + 1) as ffi::lua_Integer);
             }
         }
         J::Object(map) => {
-            ffi::lua_createtable(state, 0, size(map.len()));
+            ffi::lua_createtable(state, 0, table_size(map.len()));
             for (k, item) in map {
-                ffi::lua_pushlstring(state, k.as_ptr() as *const c_char, k.len());
+                push_str(state, k);
                 push_json(state, item);
                 ffi::lua_rawset(state, -3);
             }
