@@ -63,6 +63,19 @@ pub struct SyncPage {
     pub entries: Vec<SyncEntry>,
 }
 
+/// Whether any of the ranges holds a change numbered past `high_water`.
+fn beyond(
+    high_water: i64,
+    created: &[InboxItem],
+    changed: &[InboxItem],
+    deleted: &[(i64, Uuid)],
+    broadcasts: &[(InboxItem, bool)],
+) -> bool {
+    created.iter().chain(changed).any(|i| i.seq > high_water)
+        || deleted.iter().any(|d| d.0 > high_water)
+        || broadcasts.iter().any(|b| b.0.seq > high_water)
+}
+
 /// Orders the store's three ranges into one page of at most `limit` entries (see the
 /// module docs for why it cuts where it does).
 pub fn merge(since: i64, limit: usize, changes: InboxChanges) -> SyncPage {
@@ -95,6 +108,9 @@ pub fn merge(since: i64, limit: usize, changes: InboxChanges) -> SyncPage {
     .into_iter()
     .flatten()
     .flatten()
+    // The snapshot may hold changes past its high-water mark (SQLite takes the mark just
+    // before the snapshot starts); those wait for the next page.
+    .chain(beyond(high_water, &created, &changed, &deleted, &broadcasts).then_some(high_water))
     .min();
     let within = |seq: i64| cut.is_none_or(|c| seq <= c);
     let mut entries: Vec<SyncEntry> =
@@ -227,6 +243,26 @@ mod tests {
         );
         assert!(page.more);
         assert_eq!(page.seq, 3);
+    }
+
+    #[test]
+    fn changes_past_the_high_water_mark_wait_for_the_next_page() {
+        // A commit landed between taking the mark (8) and starting the snapshot: its
+        // changes (9, 10) are read but not yet covered by the mark.
+        let page = merge(
+            0,
+            10,
+            InboxChanges {
+                created: vec![item(1, 1), item(9, 9)],
+                changed: vec![],
+                deleted: vec![(4, Uuid::from_u128(8)), (10, Uuid::from_u128(7))],
+                broadcasts: vec![],
+                floor: None,
+                high_water: 8,
+            },
+        );
+        assert_eq!(seqs(&page), vec![1, 4]);
+        assert_eq!((page.seq, page.more), (8, true));
     }
 
     #[test]

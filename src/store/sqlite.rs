@@ -4,8 +4,11 @@
 //! Why this shape (figures from the performance issue, measured on this 2-core machine):
 //! - One writer thread owns the only write connection. Callers queue a job and await its
 //!   reply; the writer takes everything queued, runs each job in its own SAVEPOINT (so one
-//!   failing job rolls back alone), commits once, and only then replies. A reply therefore
-//!   means "durable". Group commit reached 28,000 rows/s at p99 0.55 ms with 8 producers.
+//!   failing job rolls back alone; one-statement jobs skip it), commits once, and only then
+//!   replies. A reply therefore means "durable". Group commit reached 28,000 rows/s at p99
+//!   0.55 ms with 8 producers.
+//! - The clock that numbers rows and changes resumes after a restart from a bound saved a
+//!   second ahead of it (`save_clock_bound`), so the bound's page is not in every commit.
 //! - `wal_autocheckpoint` is off on the writer and a checkpoint thread runs passive
 //!   checkpoints instead: with SQLite's default auto-checkpoint inside the writer the same load
 //!   fell to 10,600 rows/s at p99 20 ms.
@@ -25,7 +28,7 @@
 //!   in the OS page cache); only a power loss can drop the last transactions.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
@@ -106,6 +109,9 @@ struct WriterState {
     last_create_time: i64,
 }
 
+/// How far past the clock the bound saved in `store_meta` reaches (see `save_clock_bound`).
+const CLOCK_LEASE_MICROS: i64 = 1_000_000;
+
 type Completion = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 type Job = Box<dyn FnOnce(&Connection, &mut WriterState) -> Completion + Send>;
 
@@ -133,6 +139,10 @@ pub struct SqliteStore {
     /// std Mutex around the sender only so the store is Sync; sending never blocks.
     writer: Mutex<mpsc::Sender<Job>>,
     readers: Arc<Readers>,
+    /// The writer's clock as of its last commit: every create_time, change and tombstone
+    /// sequence at or below it is committed (or was given up with a failed job), so a reader
+    /// that takes it before starting its snapshot has that snapshot's high-water mark.
+    committed: Arc<AtomicI64>,
     /// The newest broadcast's create_time (i64::MIN: none yet), so a list page after it
     /// skips the broadcast query (one node writes this file, so it is exact).
     newest_broadcast: Arc<std::sync::atomic::AtomicI64>,
@@ -574,37 +584,51 @@ fn set_edge(
 }
 
 /// Records the largest create_time handed out, if it moved. True when it was written.
-fn save_high_water(conn: &Connection, last: i64, saved: i64) -> bool {
-    if last == saved {
-        return false;
+/// Keeps the saved clock bound (`store_meta.last_create_time`) at or above every clock value
+/// this transaction hands out, so a restarted writer continues strictly above them; returns
+/// the new bound when it wrote one. The bound reaches `CLOCK_LEASE_MICROS` past the clock, so
+/// it is rewritten about once a second under load instead of in every commit: that row's page
+/// was one of the ~6 WAL pages of a commit of 2-3 sends (BENCHMARKS.md, tenth session). After
+/// a restart the clock therefore starts up to a second ahead of the wall clock, and runs one
+/// microsecond per value until the wall clock passes it.
+fn save_clock_bound(conn: &Connection, last: i64, saved: i64) -> Option<i64> {
+    if last <= saved {
+        return None;
     }
+    let bound = last.saturating_add(CLOCK_LEASE_MICROS);
     let result = conn
         .prepare_cached("UPDATE store_meta SET value = ?1 WHERE key = 'last_create_time'")
-        .and_then(|mut st| st.execute([last]));
+        .and_then(|mut st| st.execute([bound]));
     match result {
-        Ok(_) => true,
+        Ok(_) => Some(bound),
         Err(e) => {
-            tracing::error!(error = %e, "could not save the notification high-water mark");
-            false
+            tracing::error!(error = %e, "could not save the notification clock bound");
+            None
         }
     }
+}
+
+/// The saved clock bound: every clock value committed so far is at or below it.
+fn saved_clock_bound(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT value FROM store_meta WHERE key = 'last_create_time'",
+        [],
+        |r| r.get(0),
+    )
 }
 
 fn writer_loop(
     conn: Connection,
     rx: mpsc::Receiver<Job>,
     wal: Arc<WalState>,
+    committed: Arc<AtomicI64>,
     metrics: WriterMetrics,
 ) {
-    let last_create_time: i64 = conn
-        .query_row(
-            "SELECT value FROM store_meta WHERE key = 'last_create_time'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap_or(0);
-    let mut state = WriterState { last_create_time };
-    let mut saved_create_time = last_create_time;
+    let bound = committed.load(Ordering::SeqCst);
+    let mut state = WriterState {
+        last_create_time: bound,
+    };
+    let mut saved_bound = bound;
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
@@ -622,20 +646,25 @@ fn writer_loop(
             for job in jobs {
                 job(&conn, &mut state)(None);
             }
-            if save_high_water(&conn, state.last_create_time, saved_create_time) {
-                saved_create_time = state.last_create_time;
+            if let Some(bound) = save_clock_bound(&conn, state.last_create_time, saved_bound) {
+                saved_bound = bound;
             }
+            // Every value up to the clock is now committed or belongs to a job that failed
+            // and left no row: safe to publish.
+            committed.store(state.last_create_time, Ordering::SeqCst);
             continue;
         }
         let completions: Vec<Completion> =
             jobs.into_iter().map(|job| job(&conn, &mut state)).collect();
-        // The high-water mark goes in the same transaction as the rows it covers.
-        let saved = save_high_water(&conn, state.last_create_time, saved_create_time);
+        // The bound goes in the same transaction as the values it covers.
+        let saved = save_clock_bound(&conn, state.last_create_time, saved_bound);
         match conn.execute_batch("COMMIT") {
             Ok(()) => {
-                if saved {
-                    saved_create_time = state.last_create_time;
+                if let Some(bound) = saved {
+                    saved_bound = bound;
                 }
+                // Readers take this before their snapshot as its high-water mark.
+                committed.store(state.last_create_time, Ordering::SeqCst);
                 wal.commits.fetch_add(1, Ordering::Relaxed);
                 for done in completions {
                     done(None);
@@ -745,6 +774,8 @@ impl SqliteStore {
         let checkpointer = open_conn(path, rw).map_err(map_err)?;
 
         let wal = Arc::new(WalState::default());
+        let committed = Arc::new(AtomicI64::new(saved_clock_bound(&writer).map_err(map_err)?));
+        let writer_clock = committed.clone();
         let (tx, rx) = mpsc::channel::<Job>();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let writer_wal = wal.clone();
@@ -753,7 +784,7 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || {
-                writer_loop(writer, rx, writer_wal, metrics);
+                writer_loop(writer, rx, writer_wal, writer_clock, metrics);
                 // The writer is gone: stop checkpointing after a last full checkpoint.
                 let _ = stop_tx.send(());
             })
@@ -769,6 +800,7 @@ impl SqliteStore {
                 newest.unwrap_or(i64::MIN),
             )),
             path: path.to_path_buf(),
+            committed,
             writer: Mutex::new(tx),
             writer_metrics,
             readers: Arc::new(Readers {
@@ -778,14 +810,38 @@ impl SqliteStore {
         })
     }
 
-    /// Queues `f` for the writer; resolves once its transaction has committed.
+    /// Queues `f` for the writer; resolves once its transaction has committed. `f` runs in
+    /// a savepoint of its own, so when it fails its writes are undone and the rest of the
+    /// group commits.
     async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection, &mut WriterState) -> rusqlite::Result<T> + Send + 'static,
     ) -> StoreResult<T> {
+        self.queue(true, f).await
+    }
+
+    /// [`Self::write`] for a job that writes with one statement: SQLite undoes a failed
+    /// statement by itself, so the job needs no savepoint. A savepoint cost the commit of one
+    /// send two more statements to parse and a copy of every page it touched into the
+    /// statement journal (BENCHMARKS.md, tenth session).
+    async fn write_one_statement<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection, &mut WriterState) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.queue(false, f).await
+    }
+
+    async fn queue<T: Send + 'static>(
+        &self,
+        savepoint: bool,
+        f: impl FnOnce(&Connection, &mut WriterState) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
         let (reply, wait) = oneshot::channel::<StoreResult<T>>();
         let job: Job = Box::new(move |conn, state| {
-            let result = in_savepoint(conn, |c| f(c, state));
+            let result = match savepoint {
+                true => in_savepoint(conn, |c| f(c, state)),
+                false => f(conn, state).map_err(map_err),
+            };
             Box::new(move |commit_error| {
                 let outcome = match commit_error {
                     Some(e) => Err(e.clone()),
@@ -864,6 +920,7 @@ fn inbox_changes_in(
     since: i64,
     limit: usize,
     now: i64,
+    high_water: i64,
 ) -> rusqlite::Result<InboxChanges> {
     let user = user_id.as_bytes().to_vec();
     let limit = limit as i64;
@@ -899,9 +956,6 @@ fn inbox_changes_in(
     let floor = c
         .prepare_cached("SELECT max(seq) FROM inbox_sync_floor WHERE user_id IN (?1, ?2)")?
         .query_row(params![user, Uuid::nil().as_bytes().to_vec()], |r| r.get(0))?;
-    let high_water = c
-        .prepare_cached("SELECT value FROM store_meta WHERE key = 'last_create_time'")?
-        .query_row([], |r| r.get(0))?;
     Ok(InboxChanges {
         created,
         changed,
@@ -1066,6 +1120,11 @@ impl Store for SqliteStore {
         &self,
         rows: Vec<Notification>,
     ) -> StoreResult<Vec<Notification>> {
+        if rows.len() == 1 {
+            return self
+                .write_one_statement(move |c, state| insert_rows(c, state, rows))
+                .await;
+        }
         self.write(move |c, state| insert_rows(c, state, rows))
             .await
     }
@@ -2210,11 +2269,14 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> StoreResult<InboxChanges> {
         let now = now_micros();
+        let committed = self.committed.clone();
         self.read(move |c| {
-            // One read transaction: the three ranges, the floor and the high-water mark
-            // all come from the same snapshot.
+            // The high-water mark is taken before the snapshot starts, so the snapshot holds
+            // everything at or below it (it may hold more: `sync::merge` leaves that for the
+            // next page). The three ranges and the floor come from one read transaction.
+            let high_water = committed.load(Ordering::SeqCst);
             c.execute_batch("BEGIN")?;
-            let result = inbox_changes_in(c, user_id, since, limit, now);
+            let result = inbox_changes_in(c, user_id, since, limit, now, high_water);
             let _ = c.execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
             result
         })

@@ -35,7 +35,7 @@ async fn stored_notifications_sessions_and_cursors_survive_a_restart() {
 
     let s = Server::start_in(dir, &[]).await;
     // A row stored after the restart still sorts after every earlier one: the writer resumes
-    // from the saved high-water mark, not from the clock alone.
+    // from the saved clock bound, not from the clock alone.
     let after_restart = vec![NewNotification {
         user_id: u.id,
         subject: "s3".into(),
@@ -70,7 +70,70 @@ async fn stored_notifications_sessions_and_cursors_survive_a_restart() {
     );
 }
 
-/// The writer's clock resumes from the saved high-water mark, not from the wall clock: a row
+/// The clock bound saved in `store_meta` covers every committed create_time at all times
+/// (checked from a second connection while the server runs, after single sends that each
+/// commit alone, and after a stop), so a writer restarted at any moment, even after a kill,
+/// resumes above every stored row. It runs ahead of the clock rather than being rewritten by
+/// every commit.
+#[tokio::test]
+async fn the_saved_clock_bound_covers_every_commit() {
+    let s = Server::start().await;
+    let u = s.user("bound").await;
+    let path = s.dir.path().join("tidings.db");
+    let read = || {
+        let db = rusqlite::Connection::open(&path).unwrap();
+        let bound: i64 = db
+            .query_row(
+                "SELECT value FROM store_meta WHERE key = 'last_create_time'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let newest: i64 = db
+            .query_row("SELECT max(create_time) FROM notification", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        (bound, newest)
+    };
+    for i in 0..5 {
+        let one = vec![NewNotification {
+            user_id: u.id,
+            subject: format!("b{i}"),
+            content: "{}".into(),
+            code: 1,
+            sender_id: Some(uuid::Uuid::nil()),
+            persistent: true,
+            expire_time: None,
+            keys: Default::default(),
+        }];
+        s.core.notifications.send(one).await.unwrap();
+        let (bound, newest) = read();
+        assert!(
+            bound >= newest,
+            "send {i}: bound {bound} below row {newest}"
+        );
+        if i == 0 {
+            assert!(bound > newest, "the bound runs ahead of the clock");
+        }
+    }
+    let dir = s.stop().await;
+    let db = rusqlite::Connection::open(dir.path().join("tidings.db")).unwrap();
+    let (bound, newest): (i64, i64) = db
+        .query_row(
+            "SELECT (SELECT value FROM store_meta WHERE key = 'last_create_time'), \
+             (SELECT max(create_time) FROM notification)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(
+        bound >= newest,
+        "after stop: bound {bound} below row {newest}"
+    );
+}
+
+/// The writer's clock resumes from the saved clock bound, not from the wall clock: a row
 /// stored ahead of the clock before a restart (as a burst of sends can be) still sorts before
 /// every row stored after it.
 #[tokio::test]
@@ -79,7 +142,7 @@ async fn rows_after_a_restart_sort_after_rows_ahead_of_the_clock() {
     let u = s.user("ahead").await;
     let dir = s.stop().await;
 
-    // A row an hour ahead of the clock, and the high-water mark that covers it.
+    // A row an hour ahead of the clock, and the saved bound that covers it.
     let ahead = tidings::core::time::now_micros() + 3_600_000_000;
     let db = rusqlite::Connection::open(dir.path().join("tidings.db")).unwrap();
     db.execute(
