@@ -583,7 +583,6 @@ fn set_edge(
     Ok(true)
 }
 
-/// Records the largest create_time handed out, if it moved. True when it was written.
 /// Keeps the saved clock bound (`store_meta.last_create_time`) at or above every clock value
 /// this transaction hands out, so a restarted writer continues strictly above them; returns
 /// the new bound when it wrote one. The bound reaches `CLOCK_LEASE_MICROS` past the clock, so

@@ -1,6 +1,6 @@
 use tidings::core::notifications::NewNotification;
 
-use crate::support::Server;
+use crate::support::{plain_notification, Server};
 
 #[tokio::test]
 async fn stored_notifications_sessions_and_cursors_survive_a_restart() {
@@ -97,16 +97,7 @@ async fn the_saved_clock_bound_covers_every_commit() {
         (bound, newest)
     };
     for i in 0..5 {
-        let one = vec![NewNotification {
-            user_id: u.id,
-            subject: format!("b{i}"),
-            content: "{}".into(),
-            code: 1,
-            sender_id: Some(uuid::Uuid::nil()),
-            persistent: true,
-            expire_time: None,
-            keys: Default::default(),
-        }];
+        let one = vec![plain_notification(u.id, &format!("b{i}"), true)];
         s.core.notifications.send(one).await.unwrap();
         let (bound, newest) = read();
         assert!(
