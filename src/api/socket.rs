@@ -478,9 +478,10 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
     let mut close_code = CloseCode::Normal;
     // The close request and the inactivity timer live across the loop's turns: made afresh in
     // each turn, every delivered frame registered a timer in tokio's wheel and a waiter on the
-    // close signal, then took both out again (3-4 % of the server's CPU in a fan-out). The
-    // timer is set for the deadline it was made with; when it fires after later activity
-    // moved `deadline`, it is set again for the rest.
+    // close signal, then took both out again (the wheel's insert and removal alone were 1.65 %
+    // of the server's samples in a fan-out to 5,000 sockets). The timer is set for the
+    // deadline it was made with; when it fires after later activity moved `deadline`, it is
+    // set again for the rest.
     let closed = handle.close.closed();
     tokio::pin!(closed);
     let idle = sleep_until(deadline);

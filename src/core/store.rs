@@ -176,7 +176,9 @@ pub struct InboxChanges {
     pub broadcasts: Vec<(InboxItem, bool)>,
     /// Below this sequence the user may have lost rows without a tombstone.
     pub floor: Option<i64>,
-    /// The largest sequence handed out when the snapshot was taken (every node's).
+    /// A sequence every change at or below which is in the snapshot (every node's): the
+    /// clock as of the last commit before the snapshot. The ranges may also hold later
+    /// changes; `sync::merge` leaves those for the next page.
     pub high_water: i64,
 }
 
