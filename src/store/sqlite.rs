@@ -642,15 +642,18 @@ fn writer_loop(
             // Fall back to one transaction per job: outside a transaction each job's
             // SAVEPOINT is its own transaction and its RELEASE commits it.
             tracing::warn!(error = %e, "SQLite BEGIN failed; committing jobs one by one");
-            for job in jobs {
-                job(&conn, &mut state)(None);
-            }
+            let completions: Vec<Completion> =
+                jobs.into_iter().map(|job| job(&conn, &mut state)).collect();
             if let Some(bound) = save_clock_bound(&conn, state.last_create_time, saved_bound) {
                 saved_bound = bound;
             }
             // Every value up to the clock is now committed or belongs to a job that failed
-            // and left no row: safe to publish.
+            // and left no row: safe to publish, before any caller hears back (as below), so
+            // a caller's next `inbox_changes` covers its own write.
             committed.store(state.last_create_time, Ordering::SeqCst);
+            for done in completions {
+                done(None);
+            }
             continue;
         }
         let completions: Vec<Completion> =
