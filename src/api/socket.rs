@@ -71,9 +71,14 @@ const KNOWN_UNSUPPORTED: &[&str] = &[
 /// How long to wait for the client's close acknowledgement.
 const CLOSE_ACK_WAIT: Duration = Duration::from_secs(2);
 
-/// Frames larger than this are read in pieces; 4 KiB matches Nakama's default message limit
-/// and keeps an idle socket small (tungstenite's default is 128 KiB per connection).
-const READ_BUFFER: usize = 4096;
+/// How much tungstenite reads from the socket at once (its default is 128 KiB per
+/// connection). Each read zero-fills that much of the socket's read buffer first, so every
+/// socket that has read once keeps all of it resident, idle or not: at 4 KiB an idle socket
+/// cost 10.1 KiB of server RSS at 5,000 sockets, at 2 KiB 7.8-7.9, at 1 KiB 7.0-7.3
+/// (`loadgen memory`, BENCHMARKS.md, eleventh session). Client envelopes are mostly a few
+/// hundred bytes; a longer frame (up to `socket.max_message_size_bytes`) grows that socket's
+/// buffer to fit and arrives in 2 KiB reads.
+const READ_BUFFER: usize = 2048;
 
 fn plain(status: StatusCode, text: &'static str) -> Response {
     warp::reply::with_status(text, status).into_response()

@@ -4,7 +4,9 @@ use futures_util::SinkExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{closed, keys, next_json, plain_notification, send_text, Server, WAIT};
+use crate::support::{
+    closed, fixtures, keys, next_json, plain_notification, send_text, Server, WAIT,
+};
 
 #[tokio::test]
 async fn handshake_rules() {
@@ -187,4 +189,42 @@ async fn silent_clients_are_dropped_after_pong_wait() {
         next_json(&mut ws).await["notifications"]["notifications"][0]["subject"],
         "still here"
     );
+}
+
+/// The server reads a socket 2 KiB at a time (`READ_BUFFER`, kept small for idle sockets'
+/// memory): frames up to the 4 KiB message limit still arrive whole, and a burst of frames
+/// of mixed sizes written at once is answered in order, each intact.
+#[tokio::test]
+async fn frames_longer_than_one_read_arrive_whole() {
+    let modules = fixtures("good");
+    let s = Server::start_with(&[("runtime.path", modules.as_str())]).await;
+    let u = s.user("long_frames").await;
+    let mut ws = s.socket(&u.token).await;
+    let rpc = |cid: usize, payload: &str| {
+        json!({"cid": cid.to_string(), "rpc": {"id": "test.echo", "payload": payload}}).to_string()
+    };
+    // One frame of nearly the limit: two reads and a part.
+    let long = "l".repeat(3_900);
+    send_text(&mut ws, &rpc(1, &long)).await;
+    let reply = next_json(&mut ws).await;
+    assert_eq!(reply["cid"], "1", "{reply}");
+    assert_eq!(reply["rpc"]["payload"], long.as_str());
+    // A burst: short and long frames queued and flushed together, so reads end mid-frame.
+    let payloads: Vec<String> = (0..24)
+        .map(|i| {
+            format!(
+                "{i}:{}",
+                "b".repeat(if i % 3 == 0 { 3_000 } else { 40 + i * 50 })
+            )
+        })
+        .collect();
+    for (i, p) in payloads.iter().enumerate() {
+        ws.feed(Message::text(rpc(i + 10, p))).await.expect("feed");
+    }
+    ws.flush().await.expect("flush");
+    for (i, p) in payloads.iter().enumerate() {
+        let reply = next_json(&mut ws).await;
+        assert_eq!(reply["cid"], (i + 10).to_string(), "{reply}");
+        assert_eq!(reply["rpc"]["payload"], p.as_str(), "frame {i}");
+    }
 }
