@@ -12,6 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use http::HeaderValue;
 use hyper::body::Incoming;
@@ -151,7 +152,8 @@ pub fn upgrade(
             "tidings_inbox and tidings_since need format=json",
         );
     }
-    let session = Session {
+    // Boxed: the socket's future is most of an idle socket's memory (see `run_session`).
+    let session = Box::new(Session {
         user,
         format,
         status,
@@ -159,7 +161,7 @@ pub fn upgrade(
         since,
         lang,
         peer: Some(peer),
-    };
+    });
     let max = ctx.config.socket.max_message_size_bytes;
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
@@ -184,7 +186,8 @@ pub fn upgrade(
                     id = %uuid::Uuid::new_v4().simple(),
                     user = %session.user.user_id,
                 );
-                run_session(ws, session, ctx).instrument(span).await;
+                let (tx, rx) = ws.split();
+                run_session(tx, rx, session, ctx).instrument(span).await;
             }
             Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
         }
@@ -431,17 +434,19 @@ struct Session {
 /// The socket after the upgrade.
 type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
-async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
-    let Session {
-        user,
-        format,
-        status,
-        inbox,
-        since,
-        lang,
-        peer,
-    } = session;
-    let cfg = ctx.config.socket.clone();
+/// Runs one socket until it closes. Its task is a large part of an idle socket's memory, so
+/// the socket comes already split, the session boxed, and the arguments are used where they
+/// lie rather than moved into locals (a moved-from argument keeps its room in the future):
+/// the spawned future went from 2,328 to 1,480 bytes, into a smaller allocator size class.
+async fn run_session(
+    mut tx: SplitSink<Socket, Message>,
+    mut rx: SplitStream<Socket>,
+    session: Box<Session>,
+    ctx: Arc<Ctx>,
+) {
+    let user = &session.user;
+    let format = session.format;
+    let cfg = &ctx.config.socket;
     let presence = ctx.core.presence.clone();
     let metrics = &*ctx.core.metrics;
     if ctx.config.session.single_socket {
@@ -449,17 +454,22 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
             .notifications
             .disconnect(user.user_id, CODE_SINGLE_SOCKET, "single_socket", None);
     }
-    let (handle, mut queue) =
-        presence.register(user.user_id, &user.username, cfg.outgoing_queue_size, inbox);
+    let (handle, mut queue) = presence.register(
+        user.user_id,
+        &user.username,
+        cfg.outgoing_queue_size,
+        session.inbox,
+    );
     tracing::debug!(session = %handle.session_id, user = %user.user_id, "socket opened");
     // Registered first, so a change after the catch-up query began still wakes it again.
-    let mut follow = since.map(|s| SyncFollow::start(ctx.core.inbox.clone(), user.user_id, s));
-    let (mut tx, mut rx) = socket.split();
+    let mut follow = session
+        .since
+        .map(|s| SyncFollow::start(ctx.core.inbox.clone(), user.user_id, s));
     let write_wait = Duration::from_millis(cfg.write_wait_ms);
     let pong_wait = Duration::from_millis(cfg.pong_wait_ms);
 
     let mut send_ok = true;
-    if status {
+    if session.status {
         let event = json!({"status_presence_event": {"joins": [{
             "user_id": user.user_id.to_string(),
             "session_id": handle.session_id.to_string(),
@@ -476,7 +486,7 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
     // An RPC in progress: frames from the client wait (envelopes are handled in order) while
     // pushes and pings keep flowing.
     let mut pending: Option<Pin<Box<dyn Future<Output = String> + Send>>> = None;
-    let lang = lang.unwrap_or_else(|| "en".to_string());
+    let lang = session.lang.as_deref().unwrap_or("en");
 
     // Normal (1000) with a reason, but for a frame over the size limit: 1009 with no reason,
     // the close Nakama's WebSocket library sends itself.
@@ -589,9 +599,9 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
                             vars: user.vars.clone(),
                             session_exp: Some(user.expires_at),
                             session_id: Some(handle.session_id.to_string()),
-                            lang: Some(lang.clone()),
-                            client_ip: peer.map(|a| a.ip().to_string()),
-                            client_port: peer.map(|a| a.port().to_string()),
+                            lang: Some(lang.to_string()),
+                            client_ip: session.peer.map(|a| a.ip().to_string()),
+                            client_port: session.peer.map(|a| a.port().to_string()),
                             ..CallContext::default()
                         };
                         pending = Some(Box::pin(call_rpc(ctx.clone(), cid, id, payload, call)));
@@ -617,7 +627,7 @@ async fn run_session(socket: Socket, session: Session, ctx: Arc<Ctx>) {
 /// Writes an event core queued for this socket: wakes the sync follower on an inbox change
 /// and counts the notifications it carries as delivered. False when the write failed.
 async fn deliver(
-    tx: &mut futures_util::stream::SplitSink<Socket, Message>,
+    tx: &mut SplitSink<Socket, Message>,
     follow: &mut Option<SyncFollow>,
     msg: &Outbound,
     format: Format,
@@ -638,8 +648,8 @@ async fn deliver(
 /// acknowledgement.
 async fn finish(
     handle: &SessionHandle,
-    mut tx: futures_util::stream::SplitSink<Socket, Message>,
-    mut rx: futures_util::stream::SplitStream<Socket>,
+    mut tx: SplitSink<Socket, Message>,
+    mut rx: SplitStream<Socket>,
     code: CloseCode,
     reason: Option<String>,
 ) {
@@ -663,11 +673,7 @@ async fn finish(
     tracing::debug!(session = %handle.session_id, "socket closed");
 }
 
-async fn send(
-    tx: &mut futures_util::stream::SplitSink<Socket, Message>,
-    msg: Message,
-    write_wait: Duration,
-) -> bool {
+async fn send(tx: &mut SplitSink<Socket, Message>, msg: Message, write_wait: Duration) -> bool {
     matches!(timeout(write_wait, tx.send(msg)).await, Ok(Ok(())))
 }
 
