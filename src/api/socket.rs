@@ -152,7 +152,7 @@ pub fn upgrade(
             "tidings_inbox and tidings_since need format=json",
         );
     }
-    // Boxed: the socket's future is most of an idle socket's memory (see `run_session`).
+    // Boxed: the socket task is a large part of an idle socket's memory (see `run_session`).
     let session = Box::new(Session {
         user,
         format,
