@@ -145,7 +145,7 @@ pub struct SqliteStore {
     committed: Arc<AtomicI64>,
     /// The newest broadcast's create_time (i64::MIN: none yet), so a list page after it
     /// skips the broadcast query (one node writes this file, so it is exact).
-    newest_broadcast: Arc<std::sync::atomic::AtomicI64>,
+    newest_broadcast: Arc<AtomicI64>,
     writer_metrics: WriterMetrics,
 }
 
@@ -798,9 +798,7 @@ impl SqliteStore {
 
         let newest: Option<i64> = readers_newest_broadcast(&conns)?;
         Ok(SqliteStore {
-            newest_broadcast: Arc::new(std::sync::atomic::AtomicI64::new(
-                newest.unwrap_or(i64::MIN),
-            )),
+            newest_broadcast: Arc::new(AtomicI64::new(newest.unwrap_or(i64::MIN))),
             path: path.to_path_buf(),
             committed,
             writer: Mutex::new(tx),
@@ -840,9 +838,10 @@ impl SqliteStore {
     ) -> StoreResult<T> {
         let (reply, wait) = oneshot::channel::<StoreResult<T>>();
         let job: Job = Box::new(move |conn, state| {
-            let result = match savepoint {
-                true => in_savepoint(conn, |c| f(c, state)),
-                false => f(conn, state).map_err(map_err),
+            let result = if savepoint {
+                in_savepoint(conn, |c| f(c, state))
+            } else {
+                f(conn, state).map_err(map_err)
             };
             Box::new(move |commit_error| {
                 let outcome = match commit_error {
