@@ -13,6 +13,11 @@
 //! - `sync`: gap-free sync (`core::sync`): the page of 1,000 changes a device missed (400 new
 //!   notifications, 300 read, 200 updated, 100 deleted) in a 10,000-row inbox; and "mark all
 //!   read" over 10,000 unread rows, which numbers every row it changes.
+//! - `gzip`: compressing a REST answer for a client that accepts gzip (`api::compression`, what
+//!   nakama-js's fetch asks for): a short answer (an auth reply's size) and a 100-row list page,
+//!   each as Tidings does it (`tidings`: stored blocks below 1,400 bytes, the thread's level-1
+//!   compressor above) and, for comparison, a fresh level-6 `GzEncoder` per answer
+//!   (`fresh_level6`, what Nakama's handler does).
 //! - `broadcast`: a persistent send_all to 100,000 users: stored once as a broadcast (what
 //!   Tidings does), against one row per user in pages of 10,000 (what Nakama does). Both are
 //!   visible to every user once the call returns, so the time is also the time to visible.
@@ -206,6 +211,33 @@ fn bench_frames(c: &mut Criterion) {
                 b.iter(|| tidings::api::protobuf::encode_envelope(&encode_event(black_box(event))))
             },
         );
+    }
+    group.finish();
+}
+
+fn bench_gzip(c: &mut Criterion) {
+    use std::io::Write;
+    use tidings::api::compression::{compress, Encoding};
+    let user_id = Uuid::new_v4();
+    let short = format!(
+        "{{\"token\":\"{}\",\"refresh_token\":\"{}\"}}",
+        "e".repeat(140),
+        "r".repeat(140)
+    );
+    let page = encode_event(&Event::Notifications(notifications(user_id, 100)));
+    let mut group = configured_group(c, "gzip", Duration::from_secs(2));
+    for (name, body) in [("short", short.as_bytes()), ("page_100", page.as_bytes())] {
+        group.throughput(Throughput::Bytes(body.len() as u64));
+        group.bench_with_input(BenchmarkId::new("tidings", name), body, |b, body| {
+            b.iter(|| compress(Encoding::Gzip, black_box(body)))
+        });
+        group.bench_with_input(BenchmarkId::new("fresh_level6", name), body, |b, body| {
+            b.iter(|| {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+                e.write_all(black_box(body)).expect("write");
+                e.finish().expect("finish")
+            })
+        });
     }
     group.finish();
 }
@@ -480,6 +512,7 @@ criterion_group!(
     bench_cursor,
     bench_lua_content,
     bench_frames,
+    bench_gzip,
     bench_store,
     bench_sync,
     bench_broadcast

@@ -9,6 +9,7 @@ pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod chat;
+pub mod compression;
 pub mod console;
 pub mod error;
 pub mod friends;

@@ -6,6 +6,9 @@
 //! `examples/loadgen memory` on 2026-11-29: 122–132 KiB of RSS per idle socket through warp.
 //! Upgrading with hyper ourselves lets the socket use a 4 KiB read buffer (see `socket.rs`).
 //!
+//! Around the routes, `compression` inflates gzip and deflate request bodies and compresses
+//! answers, as Nakama's gateway does.
+//!
 //! Shutdown (SIGTERM or SIGINT, see `main.rs`): stop accepting, let every connection finish
 //! the request it is serving (an RPC included), close every socket with a close frame once
 //! its own RPC, if any, has answered, and wait for all of them up to `shutdown_grace_sec`.
@@ -25,7 +28,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tower_service::Service;
 use tracing::Instrument;
 
-use super::{routes, socket, Ctx};
+use super::{compression, routes, socket, Ctx};
 
 /// The peer address of a request, as a request extension (warp's own one is private).
 #[derive(Debug, Clone, Copy)]
@@ -149,15 +152,29 @@ pub async fn run(
                 }
                 req.extensions_mut().insert(Peer(peer));
                 let started = std::time::Instant::now();
-                let res = warp_service.call(req).await;
-                if let Ok(res) = &res {
-                    tracing::debug!(
-                        status = res.status().as_u16(),
-                        micros = started.elapsed().as_micros() as u64,
-                        "served"
-                    );
-                }
-                res
+                let compressed = compression::applies(&req);
+                let encoding = compressed
+                    .then(|| compression::accepted(req.headers()))
+                    .flatten();
+                let limit = ctx.config.socket.max_request_size_bytes;
+                let res = match compression::inflate_request(req, limit).await {
+                    Ok(req) => match warp_service.call(req).await {
+                        Ok(res) => res,
+                        Err(never) => match never {},
+                    },
+                    Err(refused) => refused,
+                };
+                let res = if compressed {
+                    compression::answer(res, encoding).await
+                } else {
+                    res
+                };
+                tracing::debug!(
+                    status = res.status().as_u16(),
+                    micros = started.elapsed().as_micros() as u64,
+                    "served"
+                );
+                Ok(res)
             }
             .instrument(span)
         });

@@ -18,6 +18,21 @@ test("GET / is 200 with an empty body", async () => {
   assert.equal(res.text, "");
 });
 
+test("REST answers come gzip-compressed to a client that accepts it, as nakama-js's fetch does", async () => {
+  // Node's fetch sends Accept-Encoding: gzip, deflate and inflates the answer itself.
+  const client = makeClient(server, { autoRefresh: false });
+  const session = await client.authenticateDevice(newDeviceId(), true);
+  const res = await api(server, "/v2/notification?limit=1", { token: session.token });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("content-encoding"), "gzip");
+  assert.equal(res.headers.get("vary"), "Accept-Encoding");
+  // The body inflated to the JSON it was: an empty inbox with its cursor.
+  assert.equal(res.json.notifications, undefined);
+  assert.equal(typeof res.json.cacheable_cursor, "string");
+  const list = await client.listNotifications(session, 10);
+  assert.deepEqual(list.notifications ?? [], []);
+});
+
 test("an unknown path is 404 Not Found, before auth", async () => {
   const client = makeClient(server, { autoRefresh: false });
   const session = await client.authenticateDevice(newDeviceId(), true);
