@@ -218,11 +218,17 @@ pub fn compress(encoding: Encoding, data: &[u8]) -> Vec<u8> {
     if data.len() < STORED_BELOW {
         stored_blocks(data, &mut out);
     } else {
-        DEFLATER.with(|d| {
+        let start = out.len();
+        let done = DEFLATER.with(|d| {
             let mut d = d.borrow_mut();
             d.reset();
-            deflate_all(&mut d, data, &mut out);
+            deflate_all(&mut d, data, &mut out)
         });
+        if !done {
+            // Never seen; still a valid body rather than a broken one.
+            out.truncate(start);
+            stored_blocks(data, &mut out);
+        }
     }
     if encoding == Encoding::Gzip {
         let mut crc = Crc::new();
@@ -251,9 +257,10 @@ fn stored_blocks(data: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-/// Runs `d` over all of `data` and finishes the stream into `out`. Each round either consumes
-/// input or writes output into room it was given, so the loop ends; its bound guards anyway.
-fn deflate_all(d: &mut Compress, data: &[u8], out: &mut Vec<u8>) {
+/// Runs `d` over all of `data` and finishes the stream into `out`; false if the compressor
+/// failed. Each round either consumes input or writes output into room it was given, so the
+/// loop ends; its bound guards anyway.
+fn deflate_all(d: &mut Compress, data: &[u8], out: &mut Vec<u8>) -> bool {
     let mut input = data;
     // Far more rounds than any answer needs: each gets at least 1 KiB of fresh room.
     for _ in 0..(data.len() / 256 + 64) {
@@ -265,15 +272,16 @@ fn deflate_all(d: &mut Compress, data: &[u8], out: &mut Vec<u8>) {
         let consumed = (d.total_in() - before_in) as usize;
         input = &input[consumed..];
         match status {
-            Ok(Status::StreamEnd) => return,
+            Ok(Status::StreamEnd) => return true,
             Ok(_) => continue,
             Err(e) => {
                 tracing::error!(error = %e, "deflate failed");
-                return;
+                return false;
             }
         }
     }
     tracing::error!("deflate did not finish within its round bound");
+    false
 }
 
 #[cfg(test)]
