@@ -99,6 +99,15 @@ pub enum Encoding {
 }
 
 impl Encoding {
+    /// The coding a header token names, when it is one of the two.
+    fn from_token(token: &str) -> Option<Encoding> {
+        match token.trim() {
+            "gzip" => Some(Encoding::Gzip),
+            "deflate" => Some(Encoding::Deflate),
+            _ => None,
+        }
+    }
+
     fn token(self) -> &'static str {
         match self {
             Encoding::Gzip => "gzip",
@@ -110,20 +119,12 @@ impl Encoding {
 /// The coding to answer in: the first `gzip` or `deflate` token of `Accept-Encoding`.
 pub fn accepted(headers: &HeaderMap) -> Option<Encoding> {
     let value = headers.get(ACCEPT_ENCODING)?.to_str().ok()?;
-    value.split(',').find_map(|token| match token.trim() {
-        "gzip" => Some(Encoding::Gzip),
-        "deflate" => Some(Encoding::Deflate),
-        _ => None,
-    })
+    value.split(',').find_map(Encoding::from_token)
 }
 
 /// The coding a request body was sent in, when it is one this gateway inflates.
 pub fn request_encoding(headers: &HeaderMap) -> Option<Encoding> {
-    match headers.get(CONTENT_ENCODING)?.to_str().ok()?.trim() {
-        "gzip" => Some(Encoding::Gzip),
-        "deflate" => Some(Encoding::Deflate),
-        _ => None,
-    }
+    Encoding::from_token(headers.get(CONTENT_ENCODING)?.to_str().ok()?)
 }
 
 /// Why a compressed request body was refused.
